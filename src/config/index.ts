@@ -1,0 +1,6 @@
+export { loadConfig, parseConfig } from './load.ts'
+export type { LoadConfigOptions } from './load.ts'
+export { NODE_OPTIONS } from './options.ts'
+export type { CliOption } from './options.ts'
+export { configSchema, parseByteSize, DEFAULT_P2P_PORT, DEFAULT_CONTROL_PORT, DEFAULT_PROXY_PORT } from './schema.ts'
+export type { NodeConfig, NodeConfigInput } from './schema.ts'

@@ -1,0 +1,32 @@
+/**
+ * One table of the settings that can be given as a command-line flag or an
+ * environment variable, with the config key each one sets. The CLI, the
+ * config loader and the README's configuration table all come from it.
+ */
+export interface CliOption {
+  /** long flag name, without dashes */
+  flag: string
+  /** environment variable */
+  env: string
+  /** dotted config key path */
+  key: string
+  type: 'string' | 'boolean' | 'number' | 'array'
+  describe: string
+}
+
+export const NODE_OPTIONS: CliOption[] = [
+  { flag: 'config', env: 'DAMSELFLY_CONFIG', key: '', type: 'string', describe: 'YAML config file (see config/default.yaml)' },
+  { flag: 'data-dir', env: 'DAMSELFLY_DATA_DIR', key: 'dataDir', type: 'string', describe: 'Data directory: identity, store, control socket' },
+  { flag: 'listen', env: 'DAMSELFLY_LISTEN', key: 'listen', type: 'array', describe: 'libp2p listen multiaddr (repeatable; env: comma-separated)' },
+  { flag: 'announce', env: 'DAMSELFLY_ANNOUNCE', key: 'announce', type: 'array', describe: 'Multiaddr to announce instead of the listen addresses (repeatable)' },
+  { flag: 'bootstrap', env: 'DAMSELFLY_BOOTSTRAP', key: 'swarm.bootstrap', type: 'array', describe: 'Bootstrap multiaddr with /p2p/<peer id> (repeatable)' },
+  { flag: 'swarm', env: 'DAMSELFLY_SWARM', key: 'swarm.name', type: 'string', describe: 'Swarm name' },
+  { flag: 'swarm-key', env: 'DAMSELFLY_SWARM_KEY', key: 'swarm.keyFile', type: 'string', describe: 'Pre-shared key file of a private swarm' },
+  { flag: 'mdns', env: 'DAMSELFLY_MDNS', key: 'swarm.mdns', type: 'boolean', describe: 'Discover and dial peers on the LAN by mDNS' },
+  { flag: 'heartbeat-interval', env: 'DAMSELFLY_HEARTBEAT_INTERVAL', key: 'swarm.heartbeatInterval', type: 'number', describe: 'Membership heartbeat interval in ms' },
+  { flag: 'quic', env: 'DAMSELFLY_QUIC', key: 'quic', type: 'boolean', describe: 'Also listen on QUIC' },
+  { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
+  { flag: 'control', env: 'DAMSELFLY_CONTROL', key: 'control.listen', type: 'string', describe: 'Control API HOST:PORT on loopback ("" to disable)' },
+  { flag: 'upload-rate', env: 'DAMSELFLY_UPLOAD_RATE', key: 'transfer.uploadRate', type: 'string', describe: 'Upload limit in bytes/s (e.g. 50MiB; 0 = none)' },
+  { flag: 'download-rate', env: 'DAMSELFLY_DOWNLOAD_RATE', key: 'transfer.downloadRate', type: 'string', describe: 'Download limit in bytes/s (0 = none)' }
+]

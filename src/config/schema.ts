@@ -1,0 +1,131 @@
+import { z } from 'zod'
+
+/**
+ * Fixed, documented default ports. All can be overridden.
+ */
+export const DEFAULT_P2P_PORT = 4780
+export const DEFAULT_CONTROL_PORT = 4781
+export const DEFAULT_PROXY_PORT = 4782
+
+const multiaddrString = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6|dnsaddr|unix|memory)\//, 'must be a multiaddr such as /ip4/1.2.3.4/tcp/4780/p2p/12D3Koo…')
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT such as 127.0.0.1:4781')
+  .refine((s) => { const p = Number(s.slice(s.lastIndexOf(':') + 1)); return p >= 0 && p <= 65535 }, 'port must be 0-65535')
+
+/**
+ * A byte count or rate: a non-negative number, or a string with a unit:
+ * `512KiB`, `20MB`, `1.5GiB`, `100M` (binary when the unit ends in `i` or is
+ * a bare letter). 0 means "no limit" where a limit is meant.
+ */
+export const byteSize = z.union([
+  z.number().int().nonnegative(),
+  z.string().transform((s, ctx) => {
+    const n = parseByteSize(s)
+    if (n == null) {
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not a size; use a number of bytes or e.g. 512KiB, 20MB, 1GiB` })
+      return z.NEVER
+    }
+    return n
+  })
+])
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4
+}
+
+export function parseByteSize (s: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\/s)?\s*$/.exec(s)
+  if (m == null) {
+    return undefined
+  }
+  const unit = UNITS[m[2].toLowerCase()]
+  if (unit == null) {
+    return undefined
+  }
+  return Math.round(Number(m[1]) * unit)
+}
+
+export const swarmSchema = z.strictObject({
+  /** Swarm name: part of the DHT protocol id and the gossip topics. @default 'default' */
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit').default('default'),
+  /** Pre-shared key file of a private swarm (libp2p pnet). @default null (public swarm) */
+  keyFile: z.string().min(1).nullable().default(null),
+  /** Multiaddrs (with /p2p/<peer id>) dialled to join the swarm. @default [] */
+  bootstrap: z.array(multiaddrString).default([]),
+  /** Find peers on the local network by multicast DNS and dial them. @default false */
+  mdns: z.boolean().default(false),
+  /** Interval of membership heartbeats, in ms. A member is live while heard within 3 intervals. @default 5000 */
+  heartbeatInterval: z.number().int().min(100).max(600_000).default(5000),
+  /** Longest wait between two rounds of bootstrap dials while the node has no peer, in ms. @default 30000 */
+  maxRejoinInterval: z.number().int().min(100).max(3_600_000).default(30_000)
+})
+
+export const controlSchema = z.strictObject({
+  /** Loopback HTTP address of the control API; empty string disables it. @default '127.0.0.1:4781' */
+  listen: z.union([hostPort, z.literal('')]).default(`127.0.0.1:${DEFAULT_CONTROL_PORT}`),
+  /** Also serve the control API on the unix socket `<dataDir>/damselfly.sock`. @default true */
+  socket: z.boolean().default(true)
+})
+
+export const connectionsSchema = z.strictObject({
+  /** Most open connections. @default 200 */
+  max: z.number().int().min(1).max(100_000).default(200),
+  /** Most inbound connections still in their handshake. @default 10 */
+  maxPendingInbound: z.number().int().min(1).max(10_000).default(10),
+  /**
+   * Inbound connections accepted per second from one host. libp2p's 5/s
+   * refuses a handful of nodes behind one address that join at once; 20
+   * still stops a dial flood. @default 20
+   */
+  inboundPerSecondPerHost: z.number().int().min(1).max(100_000).default(20),
+  /** Time allowed to dial and upgrade one connection, in ms. @default 10000 */
+  dialTimeout: z.number().int().min(100).max(600_000).default(10_000)
+})
+
+export const transferSchema = z.strictObject({
+  /** Pieces sent at once by this node. @default 16 */
+  uploadSlots: z.number().int().min(1).max(1024).default(16),
+  /** Upload limit of the node in bytes/s (e.g. 100MiB); 0 = unlimited. @default 0 */
+  uploadRate: byteSize.default(0),
+  /** Download limit of the node in bytes/s; 0 = unlimited. @default 0 */
+  downloadRate: byteSize.default(0)
+})
+
+export const configSchema = z.strictObject({
+  /** Where the identity, the swarm key, the piece store and the control socket live. @default '~/.damselfly' */
+  dataDir: z.string().min(1).default('~/.damselfly'),
+  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/4780'] */
+  listen: z.array(multiaddrString).default([`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`]),
+  /** Addresses to announce instead of the listen addresses (NAT, containers). @default [] */
+  announce: z.array(multiaddrString).default([]),
+  /** Also listen on QUIC (UDP, same port numbers as TCP). @default false */
+  quic: z.boolean().default(false),
+  /** Whether this node may hold the tracker role: auto (when dialable and not overloaded), always, never. @default 'auto' */
+  supernode: z.enum(['auto', 'always', 'never']).default('auto'),
+  swarm: swarmSchema.default(swarmSchema.parse({})),
+  control: controlSchema.default(controlSchema.parse({})),
+  connections: connectionsSchema.default(connectionsSchema.parse({})),
+  transfer: transferSchema.default(transferSchema.parse({}))
+})
+
+/**
+ * The validated configuration of one node
+ */
+export type NodeConfig = z.output<typeof configSchema>
+
+/**
+ * A partial configuration as written in a file, env or flags
+ */
+export type NodeConfigInput = z.input<typeof configSchema>

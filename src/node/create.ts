@@ -1,0 +1,141 @@
+import fs from 'node:fs/promises'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { parseConfig } from '../config/index.ts'
+import { DAMSELFLY_VERSION } from '../version.ts'
+import { damselfly, kadProtocol } from './damselfly.ts'
+import { loadOrCreateIdentity, readSwarmKey } from './identity.ts'
+import type { Damselfly, DamselflyInit, NodeStatus } from './damselfly.ts'
+import type { NodeConfig, NodeConfigInput } from '../config/index.ts'
+import type { SwarmPeer } from '../swarm/index.ts'
+import type { ComponentLogger, PeerId } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+import type { Registry } from 'prom-client'
+
+/** yamux must buffer at least one full stream window while a reader is paused (notes/libp2p-v3.md P15) */
+const YAMUX_MAX_READ_BUFFER = 32 * 1024 * 1024
+
+export interface CreateDamselflyOptions {
+  /** node configuration (see config/default.yaml); validated */
+  config?: NodeConfigInput | NodeConfig
+  /** start the node right away @default true */
+  start?: boolean
+  /** collect libp2p and Damselfly metrics into this prom-client registry */
+  metricsRegistry?: Registry
+  logger?: ComponentLogger
+  /** extra service options (tests) */
+  service?: Partial<DamselflyInit>
+}
+
+export interface DamselflyServices {
+  damselfly: Damselfly
+  [key: string]: unknown
+}
+
+/**
+ * A running Damselfly node: a libp2p host with our services
+ */
+export interface DamselflyNode {
+  readonly libp2p: Libp2p<DamselflyServices & Record<string, any>>
+  readonly config: NodeConfig
+  readonly peerId: PeerId
+  readonly service: Damselfly
+  start(): Promise<void>
+  stop(): Promise<void>
+  status(): NodeStatus
+  peers(): SwarmPeer[]
+}
+
+/**
+ * Build (and by default start) a Damselfly node: TCP + Noise + yamux,
+ * identify, the swarm's own kad-dht, gossipsub membership, optional mDNS,
+ * QUIC and private swarm.
+ */
+export async function createDamselfly (options: CreateDamselflyOptions = {}): Promise<DamselflyNode> {
+  const config = parseConfig(options.config ?? {})
+  await fs.mkdir(config.dataDir, { recursive: true })
+  const privateKey = await loadOrCreateIdentity(config.dataDir)
+  const psk = config.swarm.keyFile != null ? await readSwarmKey(config.swarm.keyFile) : undefined
+
+  const transports: any[] = [tcp()]
+  const listen = [...config.listen]
+  if (config.quic) {
+    const { quic } = await import('@chainsafe/libp2p-quic')
+    transports.push(quic())
+    for (const addr of config.listen) {
+      const m = /^\/(ip4|ip6)\/([^/]+)\/tcp\/(\d+)$/.exec(addr)
+      if (m != null) {
+        listen.push(`/${m[1]}/${m[2]}/udp/${m[3]}/quic-v1`)
+      }
+    }
+  }
+
+  const libp2p = await createLibp2p({
+    start: false,
+    privateKey,
+    logger: options.logger,
+    nodeInfo: { name: 'damselfly', version: DAMSELFLY_VERSION, userAgent: `damselfly/${DAMSELFLY_VERSION}` },
+    addresses: { listen, announce: config.announce },
+    transports,
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: YAMUX_MAX_READ_BUFFER } })],
+    connectionProtector: psk != null ? preSharedKey({ psk }) : undefined,
+    connectionManager: {
+      maxConnections: config.connections.max,
+      maxIncomingPendingConnections: config.connections.maxPendingInbound,
+      inboundConnectionThreshold: config.connections.inboundPerSecondPerHost,
+      dialTimeout: config.connections.dialTimeout,
+      inboundUpgradeTimeout: 10_000
+    },
+    peerDiscovery: config.swarm.mdns ? [mdns({ interval: 10_000 })] : [],
+    metrics: options.metricsRegistry != null ? prometheusMetrics({ registry: options.metricsRegistry, collectDefaultMetrics: false }) : undefined,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: kadProtocol(config.swarm.name),
+        clientMode: false,
+        // keep LAN and loopback addresses: the default mapper drops them (notes/libp2p-v3.md P4)
+        peerInfoMapper: passthroughMapper
+      }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
+      damselfly: damselfly({
+        swarm: config.swarm.name,
+        bootstrap: config.swarm.bootstrap,
+        privateSwarm: psk != null,
+        heartbeatInterval: config.swarm.heartbeatInterval,
+        maxRejoinInterval: config.swarm.maxRejoinInterval,
+        dialTimeout: config.connections.dialTimeout,
+        supernode: config.supernode,
+        dialDiscovered: config.swarm.mdns,
+        uploadSlots: config.transfer.uploadSlots,
+        ...options.service
+      })
+    }
+  })
+
+  const service = libp2p.services.damselfly
+  const node: DamselflyNode = {
+    libp2p: libp2p as any,
+    config,
+    peerId: libp2p.peerId,
+    service,
+    start: async () => { await libp2p.start() },
+    stop: async () => { await libp2p.stop() },
+    status: () => service.status(),
+    peers: () => service.peers()
+  }
+  if (options.start !== false) {
+    await node.start()
+  }
+  return node
+}

@@ -1,0 +1,22 @@
+/** Most bytes of one membership heartbeat: it carries a few addresses and protocol ids, never a list of tasks */
+export const MAX_HEARTBEAT_BYTES = 4096
+
+/** Most addresses in a heartbeat, and bytes per address */
+export const MAX_HEARTBEAT_ADDRS = 16
+export const MAX_ADDR_BYTES = 256
+
+/** Most protocol ids in a heartbeat, and characters per id */
+export const MAX_HEARTBEAT_PROTOCOLS = 16
+export const MAX_PROTOCOL_LENGTH = 128
+
+/** A member is live while heard within this many of its own heartbeat intervals */
+export const LIVE_HEARTBEATS = 3
+
+/** A member not heard within this many intervals is forgotten */
+export const FORGET_HEARTBEATS = 20
+
+/** After a new peer subscribes, publish our heartbeat this soon so it learns of us without waiting a whole interval */
+export const HEARTBEAT_DEBOUNCE_MS = 250
+
+/** First wait between two rounds of bootstrap dials; doubles per failed round (full jitter) up to maxRejoinInterval */
+export const DEFAULT_REJOIN_BASE_MS = 500
