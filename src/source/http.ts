@@ -529,6 +529,10 @@ export class HttpSource implements SourceClient {
       return retryable(new SourceTruncatedError(`the response for ${url} did not match its Content-Length (${err.message}); it will be retried`))
     }
 
+    if (code === 'UND_ERR_INVALID_ARG' && /redirect loop/i.test(err.message)) {
+      return new SourceHttpError(`${url} redirects in a loop; check the URL`)
+    }
+
     if (code === 'UND_ERR_INVALID_ARG') {
       return new InvalidParametersError(`cannot request ${url}: ${err.message}`)
     }

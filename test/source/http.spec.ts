@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { expect } from 'aegir/chai'
 import { createDefaultSources } from '../../src/source/index.ts'
+import { TEST_CERT, TEST_KEY } from './fixtures/tls.ts'
 import { collect, rejection } from './helpers.ts'
 import { startOrigin } from './origin-server.ts'
 import type { Origin } from './origin-server.ts'
@@ -243,6 +244,50 @@ describe('source/http against a Node.js origin (fault cases)', () => {
     expect(bytes).to.deep.equal(data.subarray(5, 5005))
   })
 
+  it('a redirect loop → SourceHttpError naming the loop', async () => {
+    origin.hook = (req, res) => {
+      res.writeHead(302, { location: req.url === '/a' ? '/b' : '/a' }).end()
+      return true
+    }
+
+    const err = await rejection(sources.stat(`${origin.url}/a`))
+    expect(err.name).to.equal('SourceHttpError')
+    expect(err.message).to.include('loop')
+  })
+
+  it('more than 5 redirects → SourceHttpError', async () => {
+    origin.hook = (req, res) => {
+      const n = Number(req.url?.slice(1))
+      res.writeHead(302, { location: `/${n + 1}` }).end()
+      return true
+    }
+
+    const { error } = await collect(sources.readRange(`${origin.url}/0`, { start: 0, end: 1 }))
+    expect(error?.name).to.equal('SourceHttpError')
+    expect(error?.status).to.equal(302)
+    // the first request and 5 redirects
+    expect(origin.requests).to.have.lengthOf(6)
+  })
+
+  it('readRange: a response that ends early is retried from where it ended', async () => {
+    let short = false
+    origin.hook = (req, res) => {
+      if (!short) {
+        short = true
+        // chunked, so the client cannot tell from the framing that bytes are missing
+        res.writeHead(206, { 'content-range': `bytes 0-999/${FILE_SIZE}`, etag: '"v1"' })
+        res.end(data.subarray(0, 400))
+        return true
+      }
+    }
+
+    const { bytes, error } = await collect(sources.readRange(fileUrl, { start: 0, end: 1000 }))
+    expect(error).to.be.undefined()
+    expect(bytes).to.deep.equal(data.subarray(0, 1000))
+    expect(origin.requests.map(r => r.headers.range)).to.deep.equal(['bytes=0-999', 'bytes=400-999'])
+    expect(origin.requests[1].headers['if-range']).to.equal('"v1"')
+  })
+
   it('sends custom headers and the damselfly User-Agent on every request, redirects included', async () => {
     origin.hook = (req, res) => {
       if (req.url === '/old.bin') {
@@ -317,6 +362,45 @@ describe('source/http against a Node.js origin (fault cases)', () => {
   it('rejects an invalid range with InvalidParametersError', async () => {
     const { error } = await collect(sources.readRange(fileUrl, { start: 10, end: 5 }))
     expect(error?.name).to.equal('InvalidParametersError')
+  })
+})
+
+describe('source/http over TLS', () => {
+  let origin: Origin
+  let sources: SourceRegistry | undefined
+  const data = randomBytes(1000)
+
+  beforeEach(async () => {
+    origin = await startOrigin({ tls: { cert: TEST_CERT, key: TEST_KEY } })
+    origin.files.set('/data.bin', { data, etag: '"tls"' })
+  })
+
+  afterEach(async () => {
+    await sources?.close()
+    await origin?.stop()
+  })
+
+  it('a self-signed certificate → SourceUnreachableError, not retried', async () => {
+    sources = createDefaultSources({ retry: { baseDelayMs: 10, maxDelayMs: 20 } })
+
+    const err = await rejection(sources.stat(`${origin.url}/data.bin`))
+    expect(err.name).to.equal('SourceUnreachableError')
+    expect(err.message).to.include('insecureTls')
+    // one connection: a certificate error is not retried
+    expect(origin.connections).to.equal(1)
+  })
+
+  it('insecureTls accepts it', async () => {
+    sources = createDefaultSources({ insecureTls: true })
+    const url = `${origin.url}/data.bin`
+
+    const stat = await sources.stat(url)
+    expect(stat.contentLength).to.equal(1000)
+    expect(stat.acceptRanges).to.equal(true)
+
+    const { bytes, error } = await collect(sources.readRange(url, { start: 10, end: 990, validator: stat }))
+    expect(error).to.be.undefined()
+    expect(bytes).to.deep.equal(data.subarray(10, 990))
   })
 })
 

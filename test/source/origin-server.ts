@@ -5,6 +5,7 @@
  */
 
 import { createServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -38,9 +39,16 @@ export interface ServeOptions {
  */
 export type Hook = (req: IncomingMessage, res: ServerResponse, origin: Origin) => boolean | undefined
 
+export interface OriginOptions {
+  /** Serve https with this certificate and key */
+  tls?: { cert: string, key: string }
+}
+
 export interface Origin {
-  /** `http://127.0.0.1:<port>` */
+  /** `http(s)://127.0.0.1:<port>` */
   url: string
+  /** TCP connections accepted */
+  connections: number
   files: Map<string, OriginFile>
   requests: RecordedRequest[]
   /** Default behaviour for every request not taken by the hook */
@@ -50,8 +58,8 @@ export interface Origin {
   stop(): Promise<void>
 }
 
-export async function startOrigin (): Promise<Origin> {
-  const server = createServer((req, res) => {
+export async function startOrigin (options: OriginOptions = {}): Promise<Origin> {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     origin.requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers })
 
     if (origin.hook?.(req, res, origin) === true) {
@@ -59,10 +67,13 @@ export async function startOrigin (): Promise<Origin> {
     }
 
     origin.serve(req, res)
-  })
+  }
+  const server = options.tls != null ? createHttpsServer(options.tls, handler) : createServer(handler)
+  server.on('connection', () => { origin.connections++ })
 
   const origin: Origin = {
     url: '',
+    connections: 0,
     files: new Map(),
     requests: [],
     serveOptions: {},
@@ -76,7 +87,7 @@ export async function startOrigin (): Promise<Origin> {
   }
 
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  origin.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  origin.url = `${options.tls != null ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   return origin
 }
