@@ -58,61 +58,61 @@ export function parseByteSize (s: string): number | undefined {
 }
 
 export const swarmSchema = z.strictObject({
-  /** Swarm name: part of the DHT protocol id and the gossip topics. @default 'default' */
+  /** Swarm name: part of the DHT protocol id and the gossip topics. Default: 'default' */
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit').default('default'),
-  /** Pre-shared key file of a private swarm (libp2p pnet). @default null (public swarm) */
+  /** Pre-shared key file of a private swarm (libp2p pnet). Default: null (public swarm) */
   keyFile: z.string().min(1).nullable().default(null),
-  /** Multiaddrs (with /p2p/<peer id>) dialled to join the swarm. @default [] */
+  /** Multiaddrs (with /p2p/<peer id>) dialled to join the swarm. Default: [] */
   bootstrap: z.array(multiaddrString).default([]),
-  /** Find peers on the local network by multicast DNS and dial them. @default false */
+  /** Find peers on the local network by multicast DNS and dial them. Default: false */
   mdns: z.boolean().default(false),
-  /** Interval of membership heartbeats, in ms. A member is live while heard within 3 intervals. @default 5000 */
+  /** Interval of membership heartbeats, in ms. A member is live while heard within 3 intervals. Default: 5000 */
   heartbeatInterval: z.number().int().min(100).max(600_000).default(5000),
-  /** Longest wait between two rounds of bootstrap dials while the node has no peer, in ms. @default 30000 */
+  /** Longest wait between two rounds of bootstrap dials while the node has no peer, in ms. Default: 30000 */
   maxRejoinInterval: z.number().int().min(100).max(3_600_000).default(30_000)
 })
 
 export const controlSchema = z.strictObject({
-  /** Loopback HTTP address of the control API; empty string disables it. @default '127.0.0.1:4781' */
+  /** Loopback HTTP address of the control API; empty string disables it. Default: '127.0.0.1:4781' */
   listen: z.union([hostPort, z.literal('')]).default(`127.0.0.1:${DEFAULT_CONTROL_PORT}`),
-  /** Also serve the control API on the unix socket `<dataDir>/damselfly.sock`. @default true */
+  /** Also serve the control API on the unix socket `<dataDir>/damselfly.sock`. Default: true */
   socket: z.boolean().default(true)
 })
 
 export const connectionsSchema = z.strictObject({
-  /** Most open connections. @default 200 */
+  /** Most open connections. Default: 200 */
   max: z.number().int().min(1).max(100_000).default(200),
-  /** Most inbound connections still in their handshake. @default 10 */
+  /** Most inbound connections still in their handshake. Default: 10 */
   maxPendingInbound: z.number().int().min(1).max(10_000).default(10),
   /**
    * Inbound connections accepted per second from one host. libp2p's 5/s
    * refuses a handful of nodes behind one address that join at once; 20
-   * still stops a dial flood. @default 20
+   * still stops a dial flood. Default: 20
    */
   inboundPerSecondPerHost: z.number().int().min(1).max(100_000).default(20),
-  /** Time allowed to dial and upgrade one connection, in ms. @default 10000 */
+  /** Time allowed to dial and upgrade one connection, in ms. Default: 10000 */
   dialTimeout: z.number().int().min(100).max(600_000).default(10_000)
 })
 
 export const transferSchema = z.strictObject({
-  /** Pieces sent at once by this node. @default 16 */
+  /** Pieces sent at once by this node. Default: 16 */
   uploadSlots: z.number().int().min(1).max(1024).default(16),
-  /** Upload limit of the node in bytes/s (e.g. 100MiB); 0 = unlimited. @default 0 */
+  /** Upload limit of the node in bytes/s (e.g. 100MiB); 0 = unlimited. Default: 0 */
   uploadRate: byteSize.default(0),
-  /** Download limit of the node in bytes/s; 0 = unlimited. @default 0 */
+  /** Download limit of the node in bytes/s; 0 = unlimited. Default: 0 */
   downloadRate: byteSize.default(0)
 })
 
 export const configSchema = z.strictObject({
-  /** Where the identity, the swarm key, the piece store and the control socket live. @default '~/.damselfly' */
+  /** Where the identity, the swarm key, the piece store and the control socket live. Default: '~/.damselfly' */
   dataDir: z.string().min(1).default('~/.damselfly'),
-  /** libp2p listen multiaddrs. @default ['/ip4/0.0.0.0/tcp/4780'] */
+  /** libp2p listen multiaddrs. Default: ['/ip4/0.0.0.0/tcp/4780'] */
   listen: z.array(multiaddrString).default([`/ip4/0.0.0.0/tcp/${DEFAULT_P2P_PORT}`]),
-  /** Addresses to announce instead of the listen addresses (NAT, containers). @default [] */
+  /** Addresses to announce instead of the listen addresses (NAT, containers). Default: [] */
   announce: z.array(multiaddrString).default([]),
-  /** Also listen on QUIC (UDP, same port numbers as TCP). @default false */
+  /** Also listen on QUIC (UDP, same port numbers as TCP). Default: false */
   quic: z.boolean().default(false),
-  /** Whether this node may hold the tracker role: auto (when dialable and not overloaded), always, never. @default 'auto' */
+  /** Whether this node may hold the tracker role: auto (when dialable and not overloaded), always, never. Default: 'auto' */
   supernode: z.enum(['auto', 'always', 'never']).default('auto'),
   swarm: swarmSchema.default(swarmSchema.parse({})),
   control: controlSchema.default(controlSchema.parse({})),

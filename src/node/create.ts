@@ -27,7 +27,7 @@ const YAMUX_MAX_READ_BUFFER = 32 * 1024 * 1024
 export interface CreateDamselflyOptions {
   /** node configuration (see config/default.yaml); validated */
   config?: NodeConfigInput | NodeConfig
-  /** start the node right away @default true */
+  /** start the node right away (default true) */
   start?: boolean
   /** collect libp2p and Damselfly metrics into this prom-client registry */
   metricsRegistry?: Registry

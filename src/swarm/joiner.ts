@@ -1,6 +1,6 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { classifyDialError } from './dial-errors.ts'
 import { DEFAULT_REJOIN_BASE_MS } from './constants.ts'
+import { classifyDialError } from './dial-errors.ts'
 import type { DialFailure } from './dial-errors.ts'
 import type { ComponentLogger, Connection, Logger, AbortOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -21,11 +21,11 @@ export interface JoinerInit {
   dialTimeoutMs: number
   logger: ComponentLogger
   /** connected swarm peers right now */
-  peerCount: () => number
-  dial: (addr: Multiaddr, options: AbortOptions) => Promise<Connection>
-  onFailure?: (attempt: BootstrapAttempt) => void
+  peerCount(): number
+  dial(addr: Multiaddr, options: AbortOptions): Promise<Connection>
+  onFailure?(attempt: BootstrapAttempt): void
   baseIntervalMs?: number
-  random?: () => number
+  random?(): number
 }
 
 /**

@@ -48,8 +48,8 @@ export interface MembershipInit {
   swarm: string
   version: string
   intervalMs: number
-  self: () => SelfInfo
-  now?: () => number
+  self(): SelfInfo
+  now?(): number
 }
 
 /** gossipsub's TopicValidatorResult values, without importing its enum at runtime */
@@ -121,7 +121,9 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     ps.topicValidators.delete(this.topic)
     try {
       ps.unsubscribe(this.topic)
-    } catch {}
+    } catch {
+      // pubsub already stopped with the node
+    }
   }
 
   /**

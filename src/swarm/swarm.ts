@@ -34,9 +34,9 @@ export interface SwarmInit {
   maxRejoinIntervalMs: number
   dialTimeoutMs: number
   /** the protocols (with versions) we speak; used to judge remotes */
-  protocols: () => string[]
+  protocols(): string[]
   /** what our heartbeats say about us */
-  self: () => SelfInfo
+  self(): SelfInfo
   /** the DHT protocol of this swarm: a remote that speaks it is in the swarm */
   kadProtocol: string
 }

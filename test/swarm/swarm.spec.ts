@@ -37,12 +37,14 @@ describe('swarm', function () {
     await a.libp2p.hangUp(b.peerId).catch(() => {})
     const cid = CID.createV1(0x55, await sha256.digest(new TextEncoder().encode('a task')))
     await a.libp2p.contentRouting.provide(cid, { signal: AbortSignal.timeout(30_000) })
-    let found: string | undefined
+    const found: string[] = []
     for await (const prov of b.libp2p.contentRouting.findProviders(cid, { signal: AbortSignal.timeout(30_000) })) {
-      found = prov.id.toString()
-      break
+      found.push(prov.id.toString())
+      if (found.includes(a.peerId.toString())) {
+        break
+      }
     }
-    expect(found).to.equal(a.peerId.toString())
+    expect(found).to.include(a.peerId.toString())
   })
 
   it('a node started 5 s before its bootstrap joins it once the bootstrap is up, without restart', async () => {

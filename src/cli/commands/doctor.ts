@@ -1,0 +1,217 @@
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createDamselfly, kadProtocol } from '../../node/index.ts'
+import { classifyDialError, findIncompatibilities } from '../../swarm/index.ts'
+import { controlClient, nodeConfig, print, printJson, withNodeOptions } from '../common.ts'
+import { EXIT } from '../exit-codes.ts'
+import type { DamselflyNode } from '../../node/index.ts'
+import type { Args } from '../common.ts'
+import type { IdentifyResult } from '@libp2p/interface'
+import type { CommandModule } from 'yargs'
+
+export type CheckLevel = 'ok' | 'warn' | 'fail'
+
+export interface Check {
+  level: CheckLevel
+  check: string
+  message: string
+  fix?: string
+}
+
+const PROBE_DIAL_TIMEOUT_MS = 5000
+const IDENTIFY_WAIT_MS = 3000
+
+export const doctorCommand: CommandModule<object, Args> = {
+  command: 'doctor',
+  describe: 'Find out why the node has no peers (or what else is wrong): one line per check',
+  builder: (y) => withNodeOptions(y)
+    .option('json', { type: 'boolean', describe: 'Print the checks as JSON' })
+    .example('$0 doctor', 'diagnose the daemon of the default data dir')
+    .example('$0 doctor --data-dir /var/lib/damselfly --swarm-key /etc/damselfly/swarm.key', 'diagnose another daemon') as any,
+  handler: async (argv) => {
+    const checks = await runDoctor(argv)
+    if (argv.json === true) {
+      printJson(checks)
+    } else {
+      for (const c of checks) {
+        print(`${c.level.padEnd(4)} ${c.check}: ${c.message}${c.fix != null ? ` — fix: ${c.fix}` : ''}`)
+      }
+    }
+    if (checks.some(c => c.level === 'fail')) {
+      process.exitCode = EXIT.FAILURE
+    }
+  }
+}
+
+/**
+ * Run every check; never throws for a failed check (it becomes a line)
+ */
+export async function runDoctor (argv: Args): Promise<Check[]> {
+  const checks: Check[] = []
+  const config = await nodeConfig(argv)
+  const client = await controlClient(argv)
+
+  let status: any
+  let peers: any[] = []
+  try {
+    status = await client.get('/status', { signal: AbortSignal.timeout(10_000) })
+    peers = await client.get('/peers', { signal: AbortSignal.timeout(10_000) })
+    checks.push({ level: 'ok', check: 'daemon', message: `running (pid ${status.pid}, peer id ${status.peerId}, swarm ${status.swarm})` })
+  } catch (err: any) {
+    checks.push({ level: 'fail', check: 'daemon', message: `no daemon answers on ${client.describe()}`, fix: 'start it with `damselfly daemon` (same --data-dir), or point doctor at it with --data-dir or --control' })
+  }
+
+  const swarmName: string = status?.swarm ?? config.swarm.name
+  const keyFile: string | null = config.swarm.keyFile ?? status?.swarmKeyFile ?? null
+  const bootstrap: string[] = status?.bootstrap?.configured ?? config.swarm.bootstrap
+  const privateSwarm = keyFile != null
+
+  let probe: DamselflyNode | undefined
+  const probeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-doctor-'))
+  try {
+    try {
+      probe = await createDamselfly({
+        config: {
+          dataDir: probeDir,
+          listen: [],
+          control: { listen: '', socket: false },
+          // a swarm of its own, so the probe never shows up as a member of the real one
+          swarm: { name: `doctor-${process.pid}`, keyFile, bootstrap: [] },
+          connections: { dialTimeout: PROBE_DIAL_TIMEOUT_MS }
+        }
+      })
+    } catch (err: any) {
+      checks.push({ level: 'fail', check: 'swarm key', message: err.message, fix: 'fix the swarm key file path or contents' })
+    }
+
+    if (probe != null && status != null) {
+      const addrs: string[] = status.addresses
+      if (addrs.length === 0) {
+        checks.push({ level: 'fail', check: 'listen', message: 'the daemon has no listen address', fix: 'give it one with --listen /ip4/0.0.0.0/tcp/4780' })
+      }
+      for (const a of addrs) {
+        const r = await probeDial(probe, a.includes('/p2p/') ? a : `${a}/p2p/${status.peerId}`, privateSwarm, swarmName)
+        checks.push(r.ok
+          ? { level: 'ok', check: `listen ${a}`, message: 'reachable: a fresh node dialled it and completed the handshake' }
+          : { level: 'fail', check: `listen ${a}`, message: `not reachable by a fresh node: ${r.cause}`, fix: r.fix })
+      }
+    }
+
+    if (bootstrap.length === 0) {
+      checks.push({
+        level: status != null && status.peers > 0 ? 'ok' : 'warn',
+        check: 'bootstrap',
+        message: 'no bootstrap address configured; this node only finds peers that dial it (or by mDNS)',
+        fix: 'give it --bootstrap /ip4/<ip>/tcp/4780/p2p/<peer id> of a running node (see its `damselfly status`)'
+      })
+    }
+    if (probe != null) {
+      for (const b of bootstrap) {
+        const r = await probeDial(probe, b, privateSwarm, swarmName)
+        if (!r.ok) {
+          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `[${r.class}] ${r.cause}`, fix: r.fix })
+        } else if (r.incompatible.length > 0) {
+          const i = r.incompatible[0]
+          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `[version] reachable, but it speaks /damselfly/${i.protocol}/${i.theirs} and this node /damselfly/${i.protocol}/${i.ours}`, fix: 'run the same major version of Damselfly on both' })
+        } else if (!r.sameSwarm) {
+          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `reachable, but it is not in swarm "${swarmName}" (it does not speak ${kadProtocol(swarmName)})`, fix: 'use the same --swarm name on both nodes' })
+        } else {
+          checks.push({ level: 'ok', check: `bootstrap ${b}`, message: 'reachable, same swarm and swarm key, compatible versions' })
+        }
+      }
+    }
+  } finally {
+    await probe?.stop().catch(() => {})
+    await fs.rm(probeDir, { recursive: true, force: true })
+  }
+
+  if (status != null) {
+    const attempts: any[] = status.bootstrap?.attempts ?? []
+    for (const a of attempts.filter(x => x.ok === false && x.failure != null)) {
+      if (!checks.some(c => c.check === `bootstrap ${a.addr}` && c.level === 'fail')) {
+        checks.push({ level: 'warn', check: `daemon's last dial of ${a.addr}`, message: `[${a.failure.class}] ${a.failure.cause}`, fix: a.failure.fix })
+      }
+    }
+    const incompatible: any[] = status.incompatible ?? []
+    for (const i of incompatible) {
+      checks.push({ level: 'fail', check: `peer ${i.peerId}`, message: `incompatible: it speaks /damselfly/${i.protocol}/${i.theirs}, this node /damselfly/${i.protocol}/${i.ours}`, fix: 'upgrade the older node; nodes need the same major protocol version' })
+    }
+    const versions = new Map<string, number>()
+    for (const p of peers) {
+      const v = p.version ?? p.agent ?? 'unknown'
+      versions.set(v, (versions.get(v) ?? 0) + 1)
+    }
+    if (peers.length > 0) {
+      checks.push({ level: 'ok', check: 'peers by version', message: [...versions].map(([v, n]) => `${v}: ${n}`).join(', ') })
+    }
+    checks.push(status.dht.routingTable > 0
+      ? { level: 'ok', check: 'dht', message: `${status.dht.routingTable} peers in the routing table of ${kadProtocol(swarmName)}` }
+      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'dht', message: 'the DHT routing table is empty: provider lookups will find nothing', fix: 'connect the node to a swarm peer (bootstrap); peers must speak the same swarm DHT protocol' })
+    checks.push(status.gossip.meshPeers > 0
+      ? { level: 'ok', check: 'gossip', message: `${status.gossip.meshPeers} mesh peers on ${status.gossip.topic}` }
+      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'gossip', message: `no gossip mesh peer on ${status.gossip.topic}`, fix: 'membership needs a connected swarm peer; the mesh forms about a second after connecting' })
+    checks.push(status.members > 0
+      ? { level: 'ok', check: 'members', message: `${status.members} live members heard` }
+      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
+
+    if (status.peers > 0) {
+      checks.push({ level: 'ok', check: 'peer count', message: `${status.peers} connected swarm peers` })
+    } else {
+      const cause = checks.find(c => c.level === 'fail' && c.check.startsWith('bootstrap')) ?? checks.find(c => c.level !== 'ok' && c.check.startsWith('bootstrap'))
+      checks.push({
+        level: 'fail',
+        check: 'peer count',
+        message: `0 swarm peers${cause != null ? `: ${cause.message}` : ''}`,
+        fix: cause?.fix ?? 'give the node a reachable --bootstrap address of a running node'
+      })
+    }
+  }
+  return checks
+}
+
+interface ProbeResult {
+  ok: boolean
+  class?: string
+  cause?: string
+  fix?: string
+  incompatible: ReturnType<typeof findIncompatibilities>
+  sameSwarm: boolean
+}
+
+async function probeDial (probe: DamselflyNode, addr: string, privateSwarm: boolean, swarmName: string): Promise<ProbeResult> {
+  let ma
+  try {
+    ma = multiaddr(addr)
+  } catch (err: any) {
+    return { ok: false, class: 'other', cause: `"${addr}" is not a multiaddr (${err.message})`, fix: 'write it like /ip4/10.0.0.1/tcp/4780/p2p/12D3KooW…', incompatible: [], sameSwarm: false }
+  }
+  const target = ma.getComponents().find(c => c.name === 'p2p')?.value
+  const identified = new Promise<IdentifyResult | undefined>(resolve => {
+    const timer = setTimeout(() => { probe.libp2p.removeEventListener('peer:identify', on); resolve(undefined) }, PROBE_DIAL_TIMEOUT_MS + IDENTIFY_WAIT_MS)
+    const on = (evt: CustomEvent<IdentifyResult>): void => {
+      if (target == null || evt.detail.peerId.toString() === target) {
+        clearTimeout(timer)
+        probe.libp2p.removeEventListener('peer:identify', on)
+        resolve(evt.detail)
+      }
+    }
+    probe.libp2p.addEventListener('peer:identify', on)
+  })
+  try {
+    const conn = await probe.libp2p.dial(ma, { signal: AbortSignal.timeout(PROBE_DIAL_TIMEOUT_MS) })
+    const id = await identified
+    const protocols = id?.protocols ?? []
+    const result: ProbeResult = {
+      ok: true,
+      incompatible: findIncompatibilities(conn.remotePeer.toString(), probe.service.protocols(), protocols),
+      sameSwarm: protocols.includes(kadProtocol(swarmName))
+    }
+    await conn.close().catch(() => {})
+    return result
+  } catch (err) {
+    const f = classifyDialError(err, { privateSwarm })
+    return { ok: false, class: f.class, cause: f.cause, fix: f.fix, incompatible: [], sameSwarm: false }
+  }
+}

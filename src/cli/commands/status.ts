@@ -1,0 +1,45 @@
+import { controlClient, formatDuration, print, printJson, withClientOptions } from '../common.ts'
+import type { Args } from '../common.ts'
+import type { CommandModule } from 'yargs'
+
+export const statusCommand: CommandModule<object, Args> = {
+  command: 'status',
+  describe: 'Show the running daemon\'s peer id, addresses, swarm, peer and member counts',
+  builder: (y) => withClientOptions(y)
+    .option('json', { type: 'boolean', describe: 'Print one JSON object' })
+    .example('$0 status --json | jq .peers', 'the connected swarm peer count') as any,
+  handler: async (argv) => {
+    const client = await controlClient(argv)
+    const s = await client.get('/status')
+    if (argv.json === true) {
+      printJson(s)
+      return
+    }
+    print(`peer id      ${s.peerId}`)
+    print(`version      damselfly ${s.version} (${s.protocols.join(', ')})`)
+    print(`swarm        ${s.swarm} (${s.private === true ? 'private: swarm key' : 'public'})`)
+    print(`peers        ${s.peers} connected swarm peers, ${s.members} live members, ${s.connections} connections`)
+    print(`uptime       ${formatDuration(s.uptimeMs)}`)
+    print(`tracker      ${s.supernode.mode} (${s.supernode.eligible === true ? 'eligible' : 'not eligible'})`)
+    print(`dht          ${s.dht.routingTable} peers in the routing table`)
+    print(`gossip       ${s.gossip.meshPeers} mesh peers, ${s.gossip.topicPeers} on ${s.gossip.topic}`)
+    print('addresses')
+    for (const a of s.addresses) {
+      print(`  ${a}`)
+    }
+    if (s.incompatible.length > 0) {
+      print('incompatible peers')
+      for (const i of s.incompatible) {
+        print(`  ${i.peerId}: ${i.protocol} ${i.theirs} (ours ${i.ours})`)
+      }
+    }
+    const failures = Object.entries(s.dialFailures).filter(([, n]) => (n as number) > 0)
+    if (failures.length > 0) {
+      print(`dial failures ${failures.map(([k, n]) => `${k}=${String(n)}`).join(' ')}`)
+    }
+    if (s.peers === 0) {
+      print('')
+      print('No swarm peer. Run `damselfly doctor` to find out why.')
+    }
+  }
+}

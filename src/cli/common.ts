@@ -1,0 +1,89 @@
+import { loadConfig, NODE_OPTIONS } from '../config/index.ts'
+import { socketPath } from '../daemon/index.ts'
+import { ControlClient } from './client.ts'
+import type { ControlTarget } from './client.ts'
+import type { NodeConfig } from '../config/index.ts'
+import type { Argv } from 'yargs'
+
+export type Args = Record<string, unknown> & { _: Array<string | number>, json?: boolean }
+
+/**
+ * Add every node setting as a flag (the table in config/options.ts)
+ */
+export function withNodeOptions<T> (y: Argv<T>): Argv<T> {
+  for (const o of NODE_OPTIONS) {
+    y.option(o.flag, {
+      type: o.type === 'array' ? 'string' : o.type === 'number' ? 'string' : o.type,
+      array: o.type === 'array' ? true : undefined,
+      describe: `${o.describe} [env ${o.env}]`,
+      group: 'Node options:'
+    })
+  }
+  return y
+}
+
+/**
+ * Only the options that locate a daemon
+ */
+export function withClientOptions<T> (y: Argv<T>): Argv<T> {
+  return y
+    .option('data-dir', { type: 'string', describe: 'Data directory of the daemon (its control socket is there) [env DAMSELFLY_DATA_DIR]' })
+    .option('control', { type: 'string', describe: 'HOST:PORT of the daemon\'s control API [env DAMSELFLY_CONTROL]' })
+    .option('config', { type: 'string', describe: 'YAML config file [env DAMSELFLY_CONFIG]' })
+}
+
+export async function nodeConfig (argv: Args): Promise<NodeConfig> {
+  return loadConfig({ flags: argv, env: process.env })
+}
+
+/**
+ * A client for the daemon the flags point at: --control alone, else the
+ * data dir's socket, then the configured control address.
+ */
+export async function controlClient (argv: Args): Promise<ControlClient> {
+  const config = await nodeConfig(argv)
+  const targets: ControlTarget[] = []
+  if (argv.control != null && argv.control !== '') {
+    targets.push({ address: String(argv.control) })
+  } else {
+    if (config.control.socket) {
+      targets.push({ socketPath: socketPath(config.dataDir) })
+    }
+    if (config.control.listen !== '') {
+      targets.push({ address: config.control.listen })
+    }
+  }
+  return new ControlClient(targets)
+}
+
+export function printJson (value: unknown): void {
+  // eslint-disable-next-line no-console
+  console.log(JSON.stringify(value, null, 2))
+}
+
+export function print (line = ''): void {
+  // eslint-disable-next-line no-console
+  console.log(line)
+}
+
+export function formatDuration (ms: number): string {
+  const s = Math.floor(ms / 1000)
+  if (s < 60) {
+    return `${s}s`
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+  }
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
+}
+
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  let v = n
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`
+}

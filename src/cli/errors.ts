@@ -1,0 +1,36 @@
+import { EXIT } from './exit-codes.ts'
+
+/**
+ * The exit code for an error, by its name
+ */
+export function errorExitCode (err: any): number {
+  switch (err?.name) {
+    case 'UsageError':
+    case 'ConfigError':
+    case 'InvalidDigestError':
+    case 'InvalidUrlError':
+      return EXIT.USAGE
+    case 'DaemonNotRunningError':
+      return EXIT.NO_DAEMON
+    case 'SourceNotFoundError':
+    case 'SourceForbiddenError':
+    case 'SourceHttpError':
+    case 'SourceUnreachableError':
+    case 'SourceChangedError':
+    case 'UnsupportedSchemeError':
+    case 'LengthRequiredError':
+      return EXIT.ORIGIN
+    case 'DigestMismatchError':
+      return EXIT.DIGEST_MISMATCH
+    case 'TimeoutError':
+    case 'SourceTimeoutError':
+      return EXIT.TIMEOUT
+    case 'InsufficientSpaceError':
+    case 'StorageFullError':
+      return EXIT.NO_SPACE
+    case 'OutputExistsError':
+      return EXIT.OUTPUT_EXISTS
+    default:
+      return EXIT.FAILURE
+  }
+}

@@ -1,0 +1,122 @@
+import net from 'node:net'
+import path from 'node:path'
+import { defaultLogger } from '@libp2p/logger'
+import { Registry } from 'prom-client'
+import { createDamselfly } from '../node/index.ts'
+import { ControlApi } from './control-api.ts'
+import type { NodeConfig } from '../config/index.ts'
+import type { DamselflyNode } from '../node/index.ts'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+
+export const SOCKET_FILE = 'damselfly.sock'
+
+export function socketPath (dataDir: string): string {
+  return path.join(dataDir, SOCKET_FILE)
+}
+
+/**
+ * Another daemon already serves this data directory
+ */
+export class DaemonRunningError extends Error {
+  static name = 'DaemonRunningError'
+
+  constructor (message = 'A daemon already runs with this data directory') {
+    super(message)
+    this.name = 'DaemonRunningError'
+  }
+}
+
+export interface DaemonInit {
+  config: NodeConfig
+  logger?: ComponentLogger
+}
+
+/**
+ * A running daemon: the node, its control API (unix socket + loopback
+ * HTTP) and the metrics registry. Process concerns (signals, exit codes)
+ * belong to the CLI.
+ */
+export class Daemon {
+  public readonly node: DamselflyNode
+  public readonly registry: Registry
+  public readonly api: ControlApi
+  public controlAddress?: string
+  public readonly socket?: string
+  private readonly log: Logger
+  private stopping?: Promise<void>
+
+  private constructor (node: DamselflyNode, registry: Registry, api: ControlApi, log: Logger, socket?: string) {
+    this.node = node
+    this.registry = registry
+    this.api = api
+    this.log = log
+    this.socket = socket
+  }
+
+  static async start (init: DaemonInit): Promise<Daemon> {
+    const { config } = init
+    const logger = init.logger ?? defaultLogger()
+    const log = logger.forComponent('damselfly:daemon')
+    const sock = config.control.socket ? socketPath(config.dataDir) : undefined
+    if (sock != null && await socketAnswers(sock)) {
+      throw new DaemonRunningError(`a daemon already runs with data dir ${config.dataDir} (its control socket ${sock} answers); stop it first or use another --data-dir`)
+    }
+
+    const registry = new Registry()
+    const node = await createDamselfly({ config, metricsRegistry: registry, logger })
+    const api = new ControlApi(log)
+    const daemon = new Daemon(node, registry, api, log, sock)
+    daemon.addRoutes()
+    try {
+      if (config.control.listen !== '') {
+        daemon.controlAddress = await api.listenTcp(config.control.listen)
+        if (!/^(127\.|\[::1\]|localhost)/.test(daemon.controlAddress)) {
+          log.error('the control API listens on %s, which is not loopback: anyone who can reach it controls this node', daemon.controlAddress)
+        }
+      }
+      if (sock != null) {
+        await api.listenSocket(sock)
+      }
+    } catch (err) {
+      await api.close()
+      await node.stop()
+      throw err
+    }
+    return daemon
+  }
+
+  private addRoutes (): void {
+    const node = this.node
+    this.api
+      .route('GET', '/healthz', () => ({ ok: true, peerId: node.peerId.toString(), peers: node.status().peers }))
+      .route('GET', '/status', () => ({ ...node.status(), control: this.controlAddress, socket: this.socket, swarmKeyFile: node.config.swarm.keyFile, dataDir: node.config.dataDir, pid: process.pid }))
+      .route('GET', '/peers', () => node.peers())
+      .route('GET', '/members', () => node.service.members())
+      .route('GET', '/metrics', async (_req, res) => {
+        const text = await this.registry.metrics()
+        res.writeHead(200, { 'content-type': this.registry.contentType })
+        res.end(text)
+      })
+  }
+
+  /**
+   * Stop in reverse start order; safe to call twice
+   */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log('stopping')
+      await this.api.close()
+      await this.node.stop()
+      this.log('stopped')
+    })()
+    await this.stopping
+  }
+}
+
+async function socketAnswers (file: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const s = net.connect(file)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => { resolve(false) })
+  })
+}

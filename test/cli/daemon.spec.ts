@@ -1,0 +1,162 @@
+import '../../src/polyfill.ts'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'aegir/chai'
+import { runCli, startDaemon, stopAll } from '../utils/cli.ts'
+import { TestSwarm, waitFor } from '../utils/nodes.ts'
+import type { DaemonProcess } from '../utils/cli.ts'
+
+async function statusOf (d: DaemonProcess): Promise<any> {
+  const r = await runCli(['status', '--json', '--data-dir', d.dataDir])
+  expect(r.code, r.stderr).to.equal(0)
+  return JSON.parse(r.stdout)
+}
+
+describe('daemon and CLI', function () {
+  const daemons: DaemonProcess[] = []
+  const t = new TestSwarm()
+  let tmp: string
+
+  beforeEach(async () => { tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-cli-')) })
+  afterEach(async () => {
+    await stopAll(daemons)
+    await t.stopAll()
+    await fs.rm(tmp, { recursive: true, force: true })
+  })
+
+  it('status --json has the contract fields; peers and members count live', async () => {
+    const a = await startDaemon()
+    daemons.push(a)
+    const b = await startDaemon(['--bootstrap', a.addrs[0]])
+    daemons.push(b)
+    await waitFor(async () => (await statusOf(b)).members === 1, 30_000, 'b to see a as a member')
+    const s = await statusOf(b)
+    expect(s.peerId).to.equal(b.peerId)
+    expect(s.addresses).to.be.an('array').that.is.not.empty()
+    expect(s.swarm).to.equal('default')
+    expect(s.peers).to.equal(1)
+    expect(s.members).to.equal(1)
+    // --control works as well as the socket
+    const viaTcp = await runCli(['peers', '--json', '--control', b.control])
+    expect(JSON.parse(viaTcp.stdout).map((p: any) => p.peerId)).to.deep.equal([a.peerId])
+    const metrics = await fetch(`http://${b.control}/metrics`).then(async r => r.text())
+    expect(metrics).to.match(/^damselfly_swarm_peers 1$/m)
+    expect(metrics).to.match(/^damselfly_swarm_members 1$/m)
+    expect(metrics).to.include('libp2p_data_transfer_bytes_total')
+    const health = await fetch(`http://${b.control}/healthz`).then(async r => r.json())
+    expect(health.ok).to.equal(true)
+  })
+
+  it('keeps its peer id across restarts, stops on SIGTERM with exit 0, refuses a second daemon on one data dir', async () => {
+    const a = await startDaemon()
+    daemons.push(a)
+    const second = await runCli(['daemon', '--data-dir', a.dataDir, '--control', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    expect(second.code).to.equal(1)
+    expect(second.stderr).to.include('already runs with data dir')
+    expect(await a.stop('SIGTERM')).to.equal(0)
+    expect(a.output()).to.include('stopped')
+    const again = await startDaemon([], { dataDir: a.dataDir })
+    daemons.push(again)
+    expect(again.peerId).to.equal(a.peerId)
+  })
+
+  it('private swarm: same key connects; another key and no key never connect; doctor names the swarm key', async () => {
+    const keyA = path.join(tmp, 'a.key')
+    const keyB = path.join(tmp, 'b.key')
+    expect((await runCli(['keygen', '--swarm-key', keyA])).code).to.equal(0)
+    expect((await runCli(['keygen', '--swarm-key', keyB])).code).to.equal(0)
+    const refused = await runCli(['keygen', '--swarm-key', keyA])
+    expect(refused.code).to.not.equal(0)
+    expect(refused.stderr).to.include('--force')
+
+    const a = await startDaemon(['--swarm-key', keyA])
+    daemons.push(a)
+    const member = await startDaemon(['--swarm-key', keyA, '--bootstrap', a.addrs[0]])
+    daemons.push(member)
+    const outsider = await startDaemon(['--swarm-key', keyB, '--bootstrap', a.addrs[0]])
+    daemons.push(outsider)
+    const keyless = await startDaemon(['--bootstrap', a.addrs[0]])
+    daemons.push(keyless)
+
+    await waitFor(async () => (await statusOf(member)).peers === 1, 30_000, 'the member to join')
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    expect((await statusOf(outsider)).peers).to.equal(0)
+    expect((await statusOf(outsider)).connections).to.equal(0)
+    expect((await statusOf(keyless)).peers).to.equal(0)
+    expect((await statusOf(a)).peers).to.equal(1)
+
+    const doctor = await runCli(['doctor', '--data-dir', outsider.dataDir])
+    expect(doctor.code).to.equal(1)
+    const line = doctor.stdout.split('\n').find(l => l.startsWith('fail bootstrap'))
+    expect(line, doctor.stdout).to.match(/swarm-key/).and.match(/not in this private swarm/)
+    expect(doctor.stdout).to.match(/^fail peer count: 0 swarm peers: \[swarm-key\]/m)
+
+    const keylessDoctor = await runCli(['doctor', '--data-dir', keyless.dataDir])
+    expect(keylessDoctor.code).to.equal(1)
+    expect(keylessDoctor.stdout).to.match(/^fail bootstrap .*\[(swarm-key|timeout)\]/m)
+  })
+
+  it('a peer speaking an incompatible protocol version is reported with both versions by status and doctor', async () => {
+    const a = await startDaemon()
+    daemons.push(a)
+    const future = await t.start({ config: { swarm: { bootstrap: [a.addrs[0]] } }, service: { protocolVersions: { piece: '2.0.0' } } })
+    await waitFor(async () => (await statusOf(a)).incompatible.length > 0, 30_000, 'the daemon to report the incompatible peer')
+    const inc = (await statusOf(a)).incompatible[0]
+    expect(inc).to.include({ peerId: future.peerId.toString(), protocol: 'piece', ours: '1.0.0', theirs: '2.0.0' })
+    const human = await runCli(['status', '--data-dir', a.dataDir])
+    expect(human.stdout).to.include('piece 2.0.0 (ours 1.0.0)')
+    const doctor = await runCli(['doctor', '--data-dir', a.dataDir])
+    expect(doctor.stdout).to.match(/^fail peer .*incompatible: it speaks \/damselfly\/piece\/2\.0\.0, this node \/damselfly\/piece\/1\.0\.0/m)
+  })
+
+  it('bad config fails at start with the key: unknown key, bad port, unreadable swarm key', async () => {
+    const conf = path.join(tmp, 'bad.yaml')
+    await fs.writeFile(conf, 'swarm:\n  bootstrapp: []\n')
+    const unknown = await runCli(['daemon', '--config', conf])
+    expect(unknown.code).to.equal(2)
+    expect(unknown.stderr.trim().split('\n')).to.have.length(1)
+    expect(unknown.stderr).to.include('swarm.bootstrapp').and.include('unknown key')
+
+    const port = await runCli(['daemon', '--data-dir', tmp, '--control', 'localhost:70000'])
+    expect(port.code).to.equal(2)
+    expect(port.stderr).to.include('control.listen')
+
+    const key = await runCli(['daemon', '--data-dir', tmp, '--swarm-key', path.join(tmp, 'nope.key')])
+    expect(key.code).to.equal(2)
+    expect(key.stderr.trim().split('\n')).to.have.length(1)
+    expect(key.stderr).to.include('swarm.keyFile').and.include('nope.key')
+
+    const env = await runCli(['daemon', '--data-dir', tmp], { env: { DAMSELFLY_SUPERNODE: 'maybe' } })
+    expect(env.code).to.equal(2)
+    expect(env.stderr).to.include('DAMSELFLY_SUPERNODE')
+  })
+
+  it('survives peers that drop mid-handshake and a dial flood; the count stays right', async () => {
+    const a = await startDaemon()
+    daemons.push(a)
+    const b = await startDaemon(['--bootstrap', a.addrs[0]])
+    daemons.push(b)
+    await waitFor(async () => (await statusOf(a)).peers === 1, 30_000, 'b to join')
+    const [, , host, , port] = a.addrs[0].split('/')
+    // 200 raw connections: half send garbage, half close right after the first bytes of multistream
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => new Promise<void>(resolve => {
+      const s = net.connect(Number(port), host)
+      s.on('error', () => { resolve() })
+      s.on('close', () => { resolve() })
+      s.on('connect', () => {
+        s.write(i % 2 === 0 ? Buffer.alloc(512, 0xff) : Buffer.from('\x13/multistream/1.0.0\n'))
+        setTimeout(() => s.destroy(), 20)
+      })
+    })))
+    // and a flood of real libp2p dials from one short-lived node
+    const flooder = await t.start()
+    await Promise.allSettled(Array.from({ length: 50 }, async () => flooder.libp2p.dial((await import('@multiformats/multiaddr')).multiaddr(a.addrs[0]))))
+    await flooder.stop()
+    await waitFor(async () => (await statusOf(a)).peers === 1, 30_000, 'the count to settle back to 1')
+    const s = await statusOf(a)
+    expect(s.peers).to.equal(1)
+    expect(a.proc.exitCode).to.equal(null)
+  })
+})
