@@ -1,0 +1,13 @@
+/**
+ * Head room demanded on top of the bytes a new task still needs, as a
+ * fraction of them: a task is refused when free space < needed × (1 + 0.1).
+ * It leaves room for metadata, journals and other writers on the same disk
+ * (notes/reliability.md §e: "refuse a task if free space < F + 10 %").
+ */
+export const DEFAULT_RESERVE_RATIO = 0.1
+
+/**
+ * Largest metadata.json we read. The biggest legitimate file is a task with
+ * 65536 piece digests (≈ 4.3 MiB of JSON) plus its bitfield.
+ */
+export const MAX_METADATA_BYTES = 8 * 1024 * 1024

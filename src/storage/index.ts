@@ -1,0 +1,196 @@
+/**
+ * @packageDocumentation
+ *
+ * The piece store: verified pieces of tasks on local disk.
+ *
+ * ## On-disk layout
+ *
+ * ```
+ * <dir>/tasks/<taskId>/data            contentLength bytes, sparse; piece i at i × pieceSize
+ * <dir>/tasks/<taskId>/metadata.json   TaskMetadata + have-bitfield + `clean` flag
+ * <dir>/tasks/<taskId>/pieces.log      journal: 40-byte records (index, sha256, check)
+ * ```
+ *
+ * `<taskId>` is 64 lowercase hex digits (see task/id.ts), which also keeps
+ * ids from naming paths outside the store.
+ *
+ * ## Crash-consistency rules
+ *
+ * 1. A piece is present only when its bytes were verified (sha256) AND are
+ *    durable: `put` writes the bytes at their offset, fdatasyncs the data
+ *    file, then appends the piece's record to the journal and fdatasyncs the
+ *    journal. Only then is the piece reported present. Journal appends of
+ *    concurrent puts share one fdatasync (group commit).
+ * 2. metadata.json is only ever replaced atomically (temp file, fsync,
+ *    rename, fsync of the directory); it is rewritten on state changes, not
+ *    per piece.
+ * 3. Before the first write to a task in a session, metadata is rewritten
+ *    with `clean: false`. `close()` folds the journal into metadata
+ *    (metadata with the full bitfield and `clean: false`, then the journal
+ *    truncated, then metadata with `clean: true`), so a clean task has an
+ *    empty journal.
+ * 4. `open()` replays metadata + journal; a torn or zero-filled last record
+ *    fails its check and is ignored. A task that was not closed cleanly has
+ *    every present piece re-hashed, and pieces whose bytes do not match their
+ *    digest are dropped, then the task is compacted as in rule 3.
+ * 5. A task directory without metadata.json (a crash during create or
+ *    delete) is removed on open; delete removes metadata.json first.
+ * 6. ENOSPC/EDQUOT during a put marks that task failed (`StorageFullError`)
+ *    and leaves the piece absent; other tasks and the store stay usable.
+ * 7. Exports go to `<dest>.damselfly-tmp-<random>`, are fsynced and then
+ *    renamed (or hard-linked, when not overwriting) into place, so `dest`
+ *    never holds a partial file.
+ */
+
+import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
+
+export { FsPieceStore } from './fs-piece-store.ts'
+export * from './errors.ts'
+
+export type TaskState = 'partial' | 'complete' | 'failed'
+
+export interface TaskMetadata {
+  /**
+   * 64 lowercase hex digits
+   */
+  taskId: string
+
+  /**
+   * Where the content came from, when known
+   */
+  url?: string
+
+  /**
+   * The whole-file digest, `sha256:<64 hex>`
+   */
+  digest?: string
+
+  contentLength: number
+  pieceSize: number
+  pieceCount: number
+
+  /**
+   * sha256 of each piece as 64 lowercase hex digits; `undefined` until known
+   * (learned from the tracker or from fetching the piece from the origin)
+   */
+  pieceDigests: Array<string | undefined>
+
+  /**
+   * The origin's ETag and Last-Modified headers, to revalidate a cached task
+   */
+  etag?: string
+  lastModified?: string
+
+  /**
+   * Milliseconds since the epoch
+   */
+  createdAt: number
+
+  state: TaskState
+
+  /**
+   * Why the task failed, when `state` is 'failed'
+   */
+  failure?: string
+}
+
+export interface TaskInit {
+  taskId: string
+  contentLength: number
+  pieceSize: number
+  url?: string
+  digest?: string
+  etag?: string
+  lastModified?: string
+  pieceDigests?: Array<string | undefined | null>
+}
+
+export interface PutOptions extends AbortOptions {
+  /**
+   * sha256 hex the piece must have (e.g. from the tracker's manifest), in
+   * addition to any digest already in the task metadata
+   */
+  expectedDigest?: string
+}
+
+export interface ImportOptions extends AbortOptions {
+  taskId: string
+  url?: string
+
+  /**
+   * The whole-file digest; the import fails with `DigestMismatchError` if the
+   * file does not match it
+   */
+  digest?: string
+
+  /**
+   * @default choosePieceSize(file size)
+   */
+  pieceSize?: number
+}
+
+export interface ExportOptions extends AbortOptions {
+  /**
+   * Replace an existing file at the destination
+   *
+   * @default false
+   */
+  overwrite?: boolean
+}
+
+export interface StoreStats {
+  /**
+   * Number of tasks in the store
+   */
+  tasks: number
+
+  /**
+   * Bytes of present pieces over all tasks
+   */
+  bytesStored: number
+}
+
+export interface FsPieceStoreInit {
+  /**
+   * The store's directory; tasks live in `<dir>/tasks/`
+   */
+  dir: string
+
+  logger?: ComponentLogger
+
+  /**
+   * Free space demanded on top of a new task's bytes, as a fraction of them
+   *
+   * @default 0.1
+   */
+  reserveRatio?: number
+}
+
+/**
+ * Pieces of tasks, verified and durable.
+ */
+export interface PieceStore {
+  open(options?: AbortOptions): Promise<void>
+  close(options?: AbortOptions): Promise<void>
+
+  createTask(init: TaskInit, options?: AbortOptions): Promise<TaskMetadata>
+  getTask(taskId: string): TaskMetadata | undefined
+  listTasks(): TaskMetadata[]
+  setPieceDigests(taskId: string, digests: Array<string | undefined | null>, options?: AbortOptions): Promise<void>
+  setState(taskId: string, state: TaskState, failure?: string, options?: AbortOptions): Promise<void>
+  delete(taskId: string, options?: AbortOptions): Promise<void>
+
+  have(taskId: string): Uint8Array
+  has(taskId: string, index: number): boolean
+  missing(taskId: string): number[]
+  isComplete(taskId: string): boolean
+
+  put(taskId: string, index: number, bytes: Uint8Array, options?: PutOptions): Promise<void>
+  get(taskId: string, index: number, options?: AbortOptions): Promise<Uint8Array>
+  read(taskId: string, index: number, options?: AbortOptions): Promise<Uint8Array>
+
+  import(path: string, options: ImportOptions): Promise<TaskMetadata>
+  export(taskId: string, destPath: string, options?: ExportOptions): Promise<void>
+
+  stats(): StoreStats
+}

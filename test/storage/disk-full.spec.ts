@@ -1,0 +1,157 @@
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { expect } from 'aegir/chai'
+import { FsPieceStore } from '../../src/storage/index.ts'
+import { taskIdFromUrl } from '../../src/task/id.ts'
+import { pieceBytes } from './fixtures/piece-bytes.ts'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const A = taskIdFromUrl({ url: 'https://example.com/a' })
+const B = taskIdFromUrl({ url: 'https://example.com/b' })
+const BIG = taskIdFromUrl({ url: 'https://example.com/big' })
+const PIECE = 256 * KiB
+
+/**
+ * Write to `file` until the file system is full: 64 KiB chunks, then
+ * smaller ones down to 512 bytes to use up the last blocks.
+ */
+async function fillDisk (file: string): Promise<void> {
+  const handle = await fs.open(file, 'w')
+  const chunk = new Uint8Array(64 * KiB).fill(7)
+
+  async function writeUntilFull (size: number): Promise<void> {
+    try {
+      while (true) {
+        await handle.write(chunk, 0, size)
+      }
+    } catch (err: any) {
+      if (err.code !== 'ENOSPC') {
+        throw err
+      }
+    }
+  }
+
+  try {
+    for (let size = chunk.byteLength; size >= 512; size /= 2) {
+      await writeUntilFull(size)
+    }
+  } finally {
+    await handle.close().catch(() => {})
+  }
+}
+
+describe('storage/fs-piece-store on a full disk', function () {
+  this.timeout(60_000)
+
+  let mountPoint: string
+  let mounted = false
+  let store: FsPieceStore | undefined
+
+  before(async () => {
+    mountPoint = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-full-'))
+
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint], { stdio: 'pipe' })
+      mounted = true
+    } catch (err: any) {
+      process.stderr.write(`      skipping disk-full tests: cannot mount a 4 MiB tmpfs at ${mountPoint} (${String(err.stderr ?? err.message).trim()}) - run them as root with CAP_SYS_ADMIN\n`)
+    }
+  })
+
+  beforeEach(function () {
+    if (!mounted) {
+      this.skip()
+    }
+  })
+
+  afterEach(async () => {
+    await store?.close()
+    store = undefined
+
+    if (mounted) {
+      for (const name of await fs.readdir(mountPoint)) {
+        await fs.rm(path.join(mountPoint, name), { recursive: true, force: true })
+      }
+    }
+  })
+
+  after(async () => {
+    if (mounted) {
+      execFileSync('umount', [mountPoint], { stdio: 'pipe' })
+    }
+
+    await fs.rm(mountPoint, { recursive: true, force: true })
+  })
+
+  async function openStore (): Promise<FsPieceStore> {
+    await store?.close()
+    store = new FsPieceStore({ dir: mountPoint })
+    await store.open()
+    return store
+  }
+
+  it('refuses a task that does not fit up front with InsufficientSpaceError', async () => {
+    const s = await openStore()
+
+    const err = await s.createTask({ taskId: BIG, contentLength: 8 * MiB, pieceSize: MiB }).catch(err => err)
+    expect(err).to.have.property('name', 'InsufficientSpaceError')
+    expect(err.message).to.include(mountPoint).and.include(String(Math.ceil(8 * MiB * 1.1)))
+    expect(s.listTasks()).to.deep.equal([])
+
+    // just under the limit fits; a second one does not, as the first is still to be written
+    await s.createTask({ taskId: A, contentLength: 3 * MiB, pieceSize: MiB })
+    await expect(s.createTask({ taskId: B, contentLength: MiB, pieceSize: MiB })).to.eventually.be.rejected().with.property('name', 'InsufficientSpaceError')
+  })
+
+  it('fails a put that hits ENOSPC with StorageFullError, stays consistent and leaves other tasks alone', async () => {
+    let s = await openStore()
+    await s.createTask({ taskId: A, contentLength: 4 * PIECE, pieceSize: PIECE })
+    await s.createTask({ taskId: B, contentLength: 2 * PIECE, pieceSize: PIECE })
+    await s.put(A, 0, pieceBytes(0, PIECE))
+    await s.put(B, 0, pieceBytes(100, PIECE))
+
+    const filler = path.join(mountPoint, 'filler')
+    await fillDisk(filler)
+
+    const err = await s.put(A, 1, pieceBytes(1, PIECE)).catch(err => err)
+    expect(err).to.have.property('name', 'StorageFullError')
+    expect(err.message).to.include(A)
+    expect(s.getTask(A)).to.include({ state: 'failed' })
+    expect(s.getTask(A)?.failure).to.include('ENOSPC')
+    expect(s.has(A, 1)).to.be.false()
+
+    // the other task is unaffected
+    expect(s.getTask(B)).to.include({ state: 'partial' })
+    expect(await s.get(B, 0)).to.deep.equal(pieceBytes(100, PIECE))
+    expect(await s.get(A, 0)).to.deep.equal(pieceBytes(0, PIECE))
+
+    // reopen while the disk is still full
+    s = await openStore()
+    expect(s.missing(A)).to.deep.equal([1, 2, 3])
+    expect(s.missing(B)).to.deep.equal([1])
+    expect(await s.get(A, 0)).to.deep.equal(pieceBytes(0, PIECE))
+    expect(await s.get(B, 0)).to.deep.equal(pieceBytes(100, PIECE))
+
+    // once there is room again both tasks finish
+    await fs.rm(filler)
+    await s.put(B, 1, pieceBytes(101, PIECE))
+
+    for (let i = 1; i < 4; i++) {
+      await s.put(A, i, pieceBytes(i, PIECE))
+    }
+
+    expect(s.isComplete(A)).to.be.true()
+    expect(s.isComplete(B)).to.be.true()
+    expect(s.getTask(A)?.state).to.equal('complete')
+
+    s = await openStore()
+    expect(s.listTasks().map(t => t.state)).to.deep.equal(['complete', 'complete'])
+
+    for (let i = 0; i < 4; i++) {
+      expect(await s.get(A, i)).to.deep.equal(pieceBytes(i, PIECE))
+    }
+  })
+})
