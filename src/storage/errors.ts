@@ -130,3 +130,16 @@ export class InvalidMetadataError extends Error {
     this.name = 'InvalidMetadataError'
   }
 }
+
+/**
+ * A task's metadata was written by a newer version of Damselfly. The task is
+ * left on disk untouched.
+ */
+export class UnsupportedMetadataVersionError extends Error {
+  static name = 'UnsupportedMetadataVersionError'
+
+  constructor (message = 'The task metadata was written by a newer version - upgrade Damselfly or use another data dir') {
+    super(message)
+    this.name = 'UnsupportedMetadataVersionError'
+  }
+}

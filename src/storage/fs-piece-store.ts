@@ -32,6 +32,8 @@ const DATA_FILE = 'data'
 const METADATA_FILE = 'metadata.json'
 const JOURNAL_FILE = 'pieces.log'
 const EXPORT_TMP_INFIX = '.damselfly-tmp-'
+// not a task id, so it never clashes with a task's lock
+const CREATE_LOCK = 'create'
 const STATES: readonly TaskState[] = ['partial', 'complete', 'failed']
 
 interface Writer {
@@ -91,6 +93,7 @@ export class FsPieceStore implements PieceStore {
   private readonly tasks: Map<string, TaskEntry>
   private readonly locks: Map<string, Promise<unknown>>
   private status: 'closed' | 'opening' | 'open' | 'closing'
+  private opening?: Promise<void>
   private bytesStored: number
 
   constructor (init: FsPieceStoreInit) {
@@ -121,12 +124,21 @@ export class FsPieceStore implements PieceStore {
    * not closed cleanly.
    */
   async open (options: AbortOptions = {}): Promise<void> {
+    if (this.status === 'opening') {
+      return this.opening
+    }
+
     if (this.status !== 'closed') {
       return
     }
 
     this.status = 'opening'
+    this.opening = this.load(options).finally(() => { this.opening = undefined })
 
+    return this.opening
+  }
+
+  private async load (options: AbortOptions): Promise<void> {
     try {
       await fs.mkdir(this.tasksDir, { recursive: true })
 
@@ -160,6 +172,10 @@ export class FsPieceStore implements PieceStore {
    * clean and close files.
    */
   async close (options: AbortOptions = {}): Promise<void> {
+    if (this.status === 'opening') {
+      await this.opening?.catch(() => {})
+    }
+
     if (this.status !== 'open') {
       return
     }
@@ -207,53 +223,59 @@ export class FsPieceStore implements PieceStore {
         return this.resumeTask(existing, init, digest, pieceDigests, options)
       }
 
-      await this.checkFreeSpace(taskId, init.contentLength)
-      options.signal?.throwIfAborted()
+      // one create at a time, so that concurrent creates see each other's
+      // reservations in the free space check
+      return this.withLock(CREATE_LOCK, async () => this.newTask(taskId, init, count, digest, pieceDigests, options))
+    })
+  }
 
-      const task: TaskMetadata = {
-        taskId,
-        contentLength: init.contentLength,
-        pieceSize: init.pieceSize,
-        pieceCount: count,
-        pieceDigests,
-        createdAt: Date.now(),
-        state: count === 0 ? 'complete' : 'partial',
-        ...definedOnly({ url: init.url, digest, etag: init.etag, lastModified: init.lastModified })
-      }
+  private async newTask (taskId: string, init: TaskInit, count: number, digest: string | undefined, pieceDigests: Array<string | undefined>, options: AbortOptions): Promise<TaskMetadata> {
+    await this.checkFreeSpace(taskId, init.contentLength)
+    options.signal?.throwIfAborted()
 
-      const dir = path.join(this.tasksDir, taskId)
-      const entry = newEntry(task, dir, new Uint8Array(Math.ceil(count / 8)), true)
+    const task: TaskMetadata = {
+      taskId,
+      contentLength: init.contentLength,
+      pieceSize: init.pieceSize,
+      pieceCount: count,
+      pieceDigests,
+      createdAt: Date.now(),
+      state: count === 0 ? 'complete' : 'partial',
+      ...definedOnly({ url: init.url, digest, etag: init.etag, lastModified: init.lastModified })
+    }
+
+    const dir = path.join(this.tasksDir, taskId)
+    const entry = newEntry(task, dir, new Uint8Array(Math.ceil(count / 8)), true)
+
+    try {
+      await fs.mkdir(dir, { recursive: true })
+      const data = await fs.open(path.join(dir, DATA_FILE), 'w', 0o644)
 
       try {
-        await fs.mkdir(dir, { recursive: true })
-        const data = await fs.open(path.join(dir, DATA_FILE), 'w', 0o644)
-
-        try {
-          // sparse: blocks are allocated as pieces arrive
-          await data.truncate(task.contentLength)
-          await data.sync()
-        } finally {
-          await data.close()
-        }
-
-        // metadata.json makes the task exist (rule 5), so it goes last
-        await this.persist(entry)
-        await fsyncDir(this.tasksDir)
-      } catch (err) {
-        await fs.rm(dir, { recursive: true, force: true }).catch(() => {})
-
-        if (isDiskFull(err)) {
-          throw new StorageFullError(`Could not create task ${taskId} in ${this.dir}: the disk is full - free some space and retry`)
-        }
-
-        throw err
+        // sparse: blocks are allocated as pieces arrive
+        await data.truncate(task.contentLength)
+        await data.sync()
+      } finally {
+        await data.close()
       }
 
-      this.tasks.set(taskId, entry)
-      this.log('created task %s: %d bytes in %d pieces of %d bytes', taskId, task.contentLength, count, task.pieceSize)
+      // metadata.json makes the task exist (rule 5), so it goes last
+      await this.persist(entry)
+      await fsyncDir(this.tasksDir)
+    } catch (err) {
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => {})
 
-      return copyTask(task)
-    })
+      if (isDiskFull(err)) {
+        throw new StorageFullError(`Could not create task ${taskId} in ${this.dir}: the disk is full - free some space and retry`)
+      }
+
+      throw err
+    }
+
+    this.tasks.set(taskId, entry)
+    this.log('created task %s: %d bytes in %d pieces of %d bytes', taskId, task.contentLength, count, task.pieceSize)
+
+    return copyTask(task)
   }
 
   getTask (taskId: string): TaskMetadata | undefined {
@@ -673,7 +695,8 @@ export class FsPieceStore implements PieceStore {
     }
 
     options.signal?.throwIfAborted()
-    const buffer = Buffer.allocUnsafe(range.length)
+    // not allocUnsafe: small buffers would be views into Node's shared pool
+    const buffer = Buffer.allocUnsafeSlow(range.length)
     const read = await this.withDataFile(entry, async data => readAll(data, buffer, range.start))
 
     if (read !== range.length) {

@@ -5,7 +5,7 @@ import fs from 'node:fs/promises'
 import { isSha256Hex, normaliseDigest } from '../task/digest.ts'
 import { pieceCount } from '../task/piece-size.ts'
 import { MAX_METADATA_BYTES } from './constants.ts'
-import { InvalidMetadataError } from './errors.ts'
+import { InvalidMetadataError, UnsupportedMetadataVersionError } from './errors.ts'
 import type { TaskMetadata, TaskState } from './index.ts'
 
 const FORMAT_VERSION = 1
@@ -57,8 +57,12 @@ export function encodeMetadata (file: MetadataFile): string {
 export function decodeMetadata (text: string): MetadataFile {
   const json = JSON.parse(text)
 
+  if (typeof json?.version === 'number' && json.version > FORMAT_VERSION) {
+    throw new UnsupportedMetadataVersionError(`metadata format ${json.version} is newer than the supported ${FORMAT_VERSION} - upgrade Damselfly or use another data dir`)
+  }
+
   if (json?.version !== FORMAT_VERSION) {
-    throw new Error(`unsupported metadata version ${json?.version}`)
+    throw new Error(`unknown metadata version ${json?.version}`)
   }
 
   if (typeof json.clean !== 'boolean') {
@@ -147,6 +151,10 @@ export async function readMetadata (path: string): Promise<MetadataFile | undefi
     try {
       return decodeMetadata(text)
     } catch (err: any) {
+      if (err.name === UnsupportedMetadataVersionError.name) {
+        throw new UnsupportedMetadataVersionError(`${path}: ${err.message}`)
+      }
+
       throw new InvalidMetadataError(`Invalid metadata in ${path}: ${err.message}`)
     }
   } finally {

@@ -207,6 +207,43 @@ describe('storage/fs-piece-store', () => {
     })
   })
 
+  describe('metadata on open', () => {
+    it('removes a task whose metadata is corrupt', async () => {
+      await createTenPieces()
+      await store.close()
+      await fs.writeFile(path.join(dir, 'tasks', ID, 'metadata.json'), '{"version":1,"clean":true,"task":{"taskId":"x"}}')
+
+      await reopen()
+
+      expect(store.listTasks()).to.deep.equal([])
+      expect(await listDir(path.join(dir, 'tasks'))).to.deep.equal([])
+    })
+
+    it('leaves a task written by a newer version on disk and does not load it', async () => {
+      await createTenPieces()
+      await store.close()
+      const metadataPath = path.join(dir, 'tasks', ID, 'metadata.json')
+      const json = JSON.parse(await fs.readFile(metadataPath, 'utf8'))
+      json.version = 99
+      await fs.writeFile(metadataPath, JSON.stringify(json))
+
+      await reopen()
+
+      expect(store.listTasks()).to.deep.equal([])
+      expect(await listDir(path.join(dir, 'tasks', ID))).to.deep.equal(['data', 'metadata.json'])
+    })
+
+    it('opens once when open() is called concurrently', async () => {
+      await createTenPieces()
+      await store.close()
+      store = new FsPieceStore({ dir })
+
+      await Promise.all([store.open(), store.open()])
+
+      expect(store.listTasks()).to.have.lengthOf(1)
+    })
+  })
+
   describe('pieces', () => {
     it('round-trips pieces, including a short last piece', async () => {
       await createTenPieces()
@@ -221,6 +258,16 @@ describe('storage/fs-piece-store', () => {
       }
 
       expect(store.stats()).to.deep.equal({ tasks: 1, bytesStored: 2 * 64 * KiB + 1000 })
+    })
+
+    it('returns a piece in a buffer of its own', async () => {
+      await store.createTask({ taskId: ID2, contentLength: 100, pieceSize: 10 })
+      await store.put(ID2, 3, pieceBytes(3, 10))
+      const got = await store.get(ID2, 3)
+
+      expect(got).to.deep.equal(pieceBytes(3, 10))
+      expect(got.byteOffset).to.equal(0)
+      expect(got.buffer.byteLength).to.equal(10)
     })
 
     it('keeps the bitfield MSB-first', async () => {
