@@ -22,7 +22,7 @@ import {
 } from './errors.ts'
 import { fsyncDir, isDiskFull, randomSuffix, readAll, writeAll, writeFileAtomic } from './fs-utils.ts'
 import { Journal, readJournal } from './journal.ts'
-import { encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
+import { TASK_STATES, encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
 import type { ExportOptions, FsPieceStoreInit, ImportOptions, PieceStore, PutOptions, StoreStats, TaskInit, TaskMetadata, TaskState } from './index.ts'
 import type { PieceRange } from '../task/piece-size.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -34,7 +34,6 @@ const JOURNAL_FILE = 'pieces.log'
 const EXPORT_TMP_INFIX = '.damselfly-tmp-'
 // not a task id, so it never clashes with a task's lock
 const CREATE_LOCK = 'create'
-const STATES: readonly TaskState[] = ['partial', 'complete', 'failed']
 
 interface Writer {
   data: FileHandle
@@ -364,8 +363,8 @@ export class FsPieceStore implements PieceStore {
     const entry = this.entry(taskId)
     options.signal?.throwIfAborted()
 
-    if (!STATES.includes(state)) {
-      throw new InvalidParametersError(`Invalid task state ${JSON.stringify(state)} - use one of ${STATES.join(', ')}`)
+    if (!TASK_STATES.includes(state)) {
+      throw new InvalidParametersError(`Invalid task state ${JSON.stringify(state)} - use one of ${TASK_STATES.join(', ')}`)
     }
 
     if (state === 'complete' && entry.present !== entry.task.pieceCount) {

@@ -9,7 +9,7 @@ import { InvalidMetadataError, UnsupportedMetadataVersionError } from './errors.
 import type { TaskMetadata, TaskState } from './index.ts'
 
 const FORMAT_VERSION = 1
-const STATES: readonly TaskState[] = ['partial', 'complete', 'failed']
+export const TASK_STATES: readonly TaskState[] = ['partial', 'complete', 'failed']
 const TASK_ID_RE = /^[0-9a-f]{64}$/
 const OPTIONAL_STRINGS = ['url', 'digest', 'etag', 'lastModified', 'failure'] as const
 
@@ -94,7 +94,7 @@ function decodeTask (t: any): TaskMetadata {
     throw new Error('invalid pieceDigests')
   }
 
-  if (!STATES.includes(t.state) || typeof t.createdAt !== 'number') {
+  if (!TASK_STATES.includes(t.state) || typeof t.createdAt !== 'number') {
     throw new Error('invalid state or createdAt')
   }
 
