@@ -10,6 +10,9 @@
  * after repeated bad pieces.
  * - Piece choice: {@link PiecePicker} picks rarest-first (or in order, for
  * streaming), respects per-parent capacity and handles end-game.
+ * - Origin traffic: {@link SourceGrants} (tracker side) splits the pieces no
+ * peer holds among a few source peers, so each piece leaves the origin about
+ * once.
  */
 
 export * from './constants.ts'
@@ -19,3 +22,5 @@ export { PeerEvaluator, isBadParent } from './evaluator.ts'
 export type { BadParentOptions, EvaluationContext, EvaluatorWeights, ParentCandidate, ParentEvaluator, PeerEvaluatorInit, ScoredParent } from './evaluator.ts'
 export { PiecePicker } from './piece-picker.ts'
 export type { PickInput, PieceAssignment, PiecePickerInit } from './piece-picker.ts'
+export { SourceGrants } from './source-grants.ts'
+export type { GrantRequest, SourceGrantsInit } from './source-grants.ts'
