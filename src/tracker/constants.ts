@@ -1,0 +1,166 @@
+/**
+ * Tunables and wire bounds of the tracker protocol. Sizes are bytes, times
+ * are milliseconds unless the name says otherwise.
+ */
+
+import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** Protocol name and version; the id is `${protocolPrefix}/tracker/1.0.0` */
+export const PROTOCOL_NAME = 'tracker'
+export const PROTOCOL_VERSION = '1.0.0'
+export const DEFAULT_PROTOCOL_PREFIX = '/damselfly'
+
+// ---------------------------------------------------------------- wire bounds
+
+/**
+ * Largest TrackerRequest frame (reliability.md: control messages ≤ 64 KiB).
+ * The largest legal request is a REPORT of 1024 pieces (≈ 40 KiB) or an
+ * ANNOUNCE with an 8 KiB bitfield, an 8 KiB URL and 16 × 256-byte addresses
+ * (≈ 26 KiB), so every legal request fits with room to spare.
+ */
+export const MAX_REQUEST_BYTES = 64 * KiB
+
+/**
+ * Largest TrackerResponse frame. The biggest answer is an ANNOUNCE answer for
+ * a task of MAX_PIECE_COUNT pieces: 65536 × 34 bytes of piece digests
+ * (2.1 MiB), 64 parents × (8 KiB bitfield + 4 KiB addresses) (0.8 MiB), a
+ * grant of up to 65536 indexes (0.25 MiB) and ≈ 10 KiB of metadata strings:
+ * ≈ 3.2 MiB. The server checks every answer against this bound before sending.
+ */
+export const MAX_RESPONSE_BYTES = 4 * MiB
+
+/** A have bitfield covers at most MAX_PIECE_COUNT pieces: 8 KiB */
+export const MAX_BITFIELD_BYTES = MAX_PIECE_COUNT / 8
+
+/** Wire cap on parents per answer (the decoder rejects more) */
+export const MAX_PARENTS_PER_ANSWER = 64
+
+/** Pieces per REPORT (the decoder rejects more; the client splits larger batches) */
+export const MAX_PIECES_PER_REPORT = 1024
+
+/** Multiaddrs kept per peer; more are dropped. 16 covers IPv4 + IPv6 × TCP + QUIC × a few interfaces */
+export const MAX_ADDRS_PER_PEER = 16
+
+/** Longest binary multiaddr accepted (a /dns/<253 chars>/tcp/<port>/p2p/<id> fits) */
+export const MAX_ADDR_BYTES = 256
+
+/** A sha256 digest */
+export const DIGEST_BYTES = 32
+
+/** Longest URL kept in task metadata, in UTF-16 code units */
+export const MAX_URL_CHARS = 8 * KiB
+
+/** Longest ETag / Last-Modified kept, in UTF-16 code units */
+export const MAX_HEADER_VALUE_CHARS = KiB
+
+/** Longest version, zone, or peer id string accepted */
+export const MAX_SHORT_STRING_CHARS = 128
+
+/** Longest human-readable `message` the tracker sends */
+export const MAX_MESSAGE_CHARS = KiB
+
+/** Most upload slots a peer may claim; a larger number is clamped (it only feeds the parent score) */
+export const MAX_UPLOAD_SLOTS = 100_000
+
+/** Redirects `announceElected` follows for one elected tracker before giving up on it */
+export const MAX_REDIRECTS = 2
+
+// ---------------------------------------------------------------- timing
+
+/**
+ * How often a peer announces (register + refresh). One second, much shorter
+ * than Kraken's 3 s: while a file fans out, every peer gains pieces every few
+ * hundred milliseconds, and the bitfields the tracker hands out are only as
+ * fresh as the last announce. Stale bitfields send requests to parents that
+ * do not have the piece yet (DONT_HAVE round trips) and hide new parents. An
+ * announce is one small request, so a tracker serving 1000 peers of a task
+ * handles ≈ 1000 requests/s, which a node does easily. The interval travels in
+ * every answer, so a tracker can raise it later without a protocol change.
+ */
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000
+
+/**
+ * A peer not heard from for this long is dropped and its source grants go to
+ * other peers: three missed announces, so one lost or slow announce does not
+ * drop a peer, while a vanished grant holder stalls its pieces for at most 3 s.
+ */
+export const DEFAULT_PEER_TTL_MS = 3 * DEFAULT_ANNOUNCE_INTERVAL_MS
+
+/**
+ * A task with no peers for this long is forgotten (metadata and digests too).
+ * A minute survives the gap between two waves of downloads (a rolling
+ * deploy), and frees memory soon after a task is done everywhere.
+ */
+export const DEFAULT_TASK_TTL_MS = 60_000
+
+/**
+ * Tasks one tracker tracks at once; beyond it new tasks are REFUSED
+ * (TOO_MANY_TASKS) and their peers try the other elected tracker or go to the
+ * origin and the DHT. With the default per-task bounds a typical task (≤ 1024
+ * pieces, tens of peers) costs a few tens of KiB, so 10,000 tasks stay within
+ * a few hundred MiB even when all are busy.
+ */
+export const DEFAULT_MAX_TASKS = 10_000
+
+/**
+ * Peers one task may have on one tracker; beyond it new peers are REFUSED
+ * (TOO_MANY_PEERS). Ranking parents scores every peer of the task on each
+ * announce, so this bounds the work per request (1000 × a few µs) and the
+ * bitfields kept per task (1000 × ≤ 8 KiB).
+ */
+export const DEFAULT_MAX_PEERS_PER_TASK = 1_000
+
+/**
+ * Parents handed out per answer. Twice the scheduler's 8 parents in use at
+ * once (DEFAULT_PARENT_LIMIT), so a client can replace a failing parent
+ * without waiting for the next announce. Kraken hands out up to 50.
+ */
+export const DEFAULT_PARENTS_PER_ANSWER = 16
+
+/**
+ * Requests a tracker works on at once, over all streams. Beyond it a new
+ * request is answered REFUSED / BUSY at once without being read, so a storm
+ * costs one small write per stream and never a queue.
+ */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 256
+
+/**
+ * Server side: the time a client gets to deliver its request and take the
+ * answer, per stream. A request is at most 64 KiB, so a healthy client needs
+ * milliseconds; a stalled one loses its stream after this.
+ */
+export const DEFAULT_SERVER_REQUEST_TIMEOUT_MS = 5_000
+
+/**
+ * Client side: the time one attempt gets, from dialling to the decoded
+ * answer. Five announce intervals: a tracker this slow is overloaded and the
+ * other elected tracker should be asked.
+ */
+export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 5_000
+
+/** Client side: retries after the first attempt on one tracker (3 attempts in all) */
+export const DEFAULT_CLIENT_RETRIES = 2
+
+/**
+ * Client side backoff: attempt n (from 0) waits a uniformly random time in
+ * [0, min(MAX, BASE × 2^n)] ("full jitter"), so peers that lost a tracker at the
+ * same moment do not come back in lockstep.
+ */
+export const DEFAULT_RETRY_BASE_DELAY_MS = 200
+export const DEFAULT_RETRY_MAX_DELAY_MS = 3_000
+
+/**
+ * Streams per connection for this protocol. A client opens one short stream
+ * per request and has at most a few requests in flight per task (announce,
+ * report, leave), so 16 covers several concurrent downloads from one peer
+ * while one peer cannot hold more than 16 of the tracker's
+ * DEFAULT_MAX_CONCURRENT_REQUESTS.
+ */
+export const DEFAULT_MAX_INBOUND_STREAMS = 16
+export const DEFAULT_MAX_OUTBOUND_STREAMS = 16
+
+/** How often the service drops expired peers and tasks */
+export const DEFAULT_EXPIRY_INTERVAL_MS = DEFAULT_ANNOUNCE_INTERVAL_MS

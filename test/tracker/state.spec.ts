@@ -1,0 +1,354 @@
+import '../../src/polyfill.ts'
+import { expect } from 'aegir/chai'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS } from '../../src/tracker/constants.ts'
+import { TrackerState } from '../../src/tracker/state.ts'
+import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
+import type { AnnounceResult } from '../../src/tracker/state.ts'
+
+const T = taskIdOf('state')
+
+function ok (result: AnnounceResult): Extract<AnnounceResult, { status: 'ok' }> {
+  if (result.status !== 'ok') {
+    throw new Error(`expected ok, got ${result.status}`)
+  }
+  return result
+}
+
+/** Every piece granted to exactly one peer: the grants partition 0..pieces-1 */
+function expectPartition (state: TrackerState, taskId: string, peers: string[], pieces: number): Map<string, number[]> {
+  const byPeer = new Map(peers.map(p => [p, state.grantsOf(taskId, p)]))
+  const all = [...byPeer.values()].flat().sort((a, b) => a - b)
+  expect(all).to.deep.equal(range(0, pieces), 'every piece granted exactly once')
+  return byPeer
+}
+
+describe('tracker/state', () => {
+  it('has the documented timing defaults', () => {
+    const state = new TrackerState()
+    expect(state.announceIntervalMs).to.equal(1000)
+    expect(state.peerTtlMs).to.equal(3 * DEFAULT_ANNOUNCE_INTERVAL_MS)
+    expect(state.taskTtlMs).to.equal(DEFAULT_TASK_TTL_MS)
+  })
+
+  describe('announce', () => {
+    it('answers NEED_META for an unknown task, keeps no state, then OK once meta is announced', () => {
+      const state = new TrackerState()
+      expect(state.announce('A', announceOf(T), 0)).to.deep.equal({ status: 'need-meta' })
+      expect(state.tasks()).to.deep.equal([])
+
+      const first = ok(state.announce('A', announceOf(T, { meta: { ...metaOf(10), etag: '"v1"' }, url: 'https://example.com/f' }), 1))
+      expect(first.registered).to.be.true()
+      expect(first.meta).to.deep.equal({ ...metaOf(10), etag: '"v1"', url: 'https://example.com/f' })
+      expect(first.intervalMs).to.equal(DEFAULT_ANNOUNCE_INTERVAL_MS)
+      expect(first.grant).to.deep.equal([])
+      expect(first.parents).to.deep.equal([])
+
+      // a later client without meta learns it from the tracker
+      const second = ok(state.announce('B', announceOf(T), 2))
+      expect(second.registered).to.be.true()
+      expect(second.meta.contentLength).to.equal(10 * 1024 * 1024 - 5)
+      // a refresh is not a registration
+      expect(ok(state.announce('A', announceOf(T), 3)).registered).to.be.false()
+      expect(state.task(T)).to.include({ peers: 2, pieceCount: 10 })
+    })
+
+    it('rejects invalid announces with InvalidParametersError and keeps no task', () => {
+      const state = new TrackerState()
+      const meta = metaOf(10)
+      expect(() => state.announce('A', announceOf('not-hex', { meta }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.announce('A', announceOf(T.toUpperCase(), { meta }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      // 10 pieces need 2 bytes
+      expect(() => state.announce('A', announceOf(T, { meta, have: new Uint8Array(3) }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      // spare bits set
+      expect(() => state.announce('A', announceOf(T, { meta, have: Uint8Array.of(0, 0x01) }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.announce('A', announceOf(T, { meta: { contentLength: 10, pieceSize: 0 } }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.announce('A', announceOf(T, { meta: { contentLength: 65537 * 2, pieceSize: 2 } }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.announce('A', announceOf(T, { meta: { ...meta, digest: 'md5:abc' } }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.announce('A', announceOf(T, { meta, uploadSlots: -1 }), 0)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(state.tasks()).to.deep.equal([])
+    })
+
+    it('refuses metadata that conflicts with the recorded metadata', () => {
+      const state = new TrackerState()
+      const digest = `sha256:${'a'.repeat(64)}`
+      ok(state.announce('A', announceOf(T, { meta: { ...metaOf(10), digest } }), 0))
+      expect(() => state.announce('B', announceOf(T, { meta: metaOf(11) }), 1)).to.throw().with.property('name', 'MetaConflictError')
+      expect(() => state.announce('B', announceOf(T, { meta: { ...metaOf(10), digest: `sha256:${'b'.repeat(64)}` } }), 1)).to.throw().with.property('name', 'MetaConflictError')
+      // same meta (digest case-normalised), or meta without digest: fine
+      ok(state.announce('B', announceOf(T, { meta: { ...metaOf(10), digest: digest.toUpperCase().replace('SHA256', 'sha256') } }), 1))
+      ok(state.announce('C', announceOf(T, { meta: metaOf(10) }), 1))
+    })
+  })
+
+  describe('parents', () => {
+    const pieces = 16
+
+    function swarm (): TrackerState {
+      const state = new TrackerState()
+      ok(state.announce('seed', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, range(0, 16)) }), 0))
+      ok(state.announce('half', announceOf(T, { have: haveOf(pieces, range(0, 8)) }), 0))
+      ok(state.announce('few', announceOf(T, { have: haveOf(pieces, [1, 2]) }), 0))
+      ok(state.announce('empty', announceOf(T), 0))
+      return state
+    }
+
+    it('ranks the peers that hold something, never the requester or an empty peer', () => {
+      const state = swarm()
+      const answer = ok(state.announce('me', announceOf(T), 1))
+      expect(answer.parents.map(p => p.peerId)).to.deep.equal(['seed', 'half', 'few'])
+      expect(answer.parents[0].have).to.deep.equal(haveOf(pieces, range(0, 16)))
+      expect(answer.parents[0].score).to.be.greaterThan(answer.parents[1].score)
+
+      // a peer holding pieces asks: never itself in the list
+      const half = ok(state.announce('half', announceOf(T, { have: haveOf(pieces, range(0, 8)) }), 1))
+      expect(half.parents.map(p => p.peerId)).to.deep.equal(['seed'], 'few holds nothing half lacks')
+    })
+
+    it('prefers free upload slots and the same zone at equal pieces', () => {
+      const state = new TrackerState()
+      ok(state.announce('busy', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, [0]), freeUploadSlots: 0 }), 0))
+      ok(state.announce('free', announceOf(T, { have: haveOf(pieces, [0]), freeUploadSlots: 8 }), 0))
+      ok(state.announce('near', announceOf(T, { have: haveOf(pieces, [0]), freeUploadSlots: 0, zone: 'rack-1' }), 0))
+      const answer = ok(state.announce('me', announceOf(T, { zone: 'rack-1' }), 1))
+      expect(answer.parents.map(p => p.peerId)).to.deep.equal(['free', 'near', 'busy'])
+    })
+
+    it('gives a complete peer no parents and caps the list', () => {
+      const state = new TrackerState({ parentsPerAnswer: 2 })
+      ok(state.announce('a', announceOf(T, { meta: metaOf(4), have: haveOf(4, range(0, 4)) }), 0))
+      ok(state.announce('b', announceOf(T, { have: haveOf(4, [0]) }), 0))
+      ok(state.announce('c', announceOf(T, { have: haveOf(4, [1]) }), 0))
+      expect(ok(state.announce('a', announceOf(T, { have: haveOf(4, range(0, 4)) }), 1)).parents).to.deep.equal([])
+      expect(ok(state.announce('me', announceOf(T), 1)).parents).to.have.length(2)
+      expect(state.task(T)?.completePeers).to.equal(1)
+    })
+
+    it('excludes a peer blocked after bad-piece reports from two distinct peers', () => {
+      const state = swarm()
+      ok(state.announce('me', announceOf(T), 0))
+      ok(state.announce('other', announceOf(T), 0))
+
+      // one reporter, twice: counts once, no block
+      expect(state.badPeer('me', T, 'seed', 3, 1)).to.deep.equal({ counted: true, blocked: false })
+      expect(state.badPeer('me', T, 'seed', 4, 2)).to.deep.equal({ counted: false, blocked: false })
+      expect(ok(state.announce('me', announceOf(T), 3)).parents.map(p => p.peerId)).to.deep.equal(['seed', 'half', 'few'])
+
+      // a second, distinct reporter blocks it
+      expect(state.badPeer('other', T, 'seed', 3, 4)).to.deep.equal({ counted: true, blocked: true })
+      expect(state.isBlocked(T, 'seed', 5)).to.be.true()
+      expect(ok(state.announce('me', announceOf(T), 5)).parents.map(p => p.peerId)).to.deep.equal(['half', 'few'])
+    })
+
+    it('validates bad-peer reports', () => {
+      const state = swarm()
+      expect(() => state.badPeer('stranger', T, 'seed', 0, 1)).to.throw().with.property('name', 'NotRegisteredError')
+      expect(() => state.badPeer('half', taskIdOf('unknown'), 'seed', 0, 1)).to.throw().with.property('name', 'UnknownTaskError')
+      expect(() => state.badPeer('half', T, 'seed', pieces, 1)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.badPeer('half', T, 'half', 0, 1)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.badPeer('half', T, '', 0, 1)).to.throw().with.property('name', 'InvalidParametersError')
+    })
+  })
+
+  describe('source grants', () => {
+    // 64 pieces, 4 source slots: stripes of 16 pieces
+    const pieces = 64
+    const peers = ['p1', 'p2', 'p3', 'p4', 'p5']
+
+    function granting (): TrackerState {
+      const state = new TrackerState()
+      let now = 0
+      for (const p of peers) {
+        ok(state.announce(p, announceOf(T, { meta: metaOf(pieces), wantGrant: true }), now++))
+      }
+      return state
+    }
+
+    it('grants every piece exactly once across the first peers', () => {
+      const state = new TrackerState()
+      const first = ok(state.announce('p1', announceOf(T, { meta: metaOf(pieces), wantGrant: true }), 0))
+      // the first requester starts with the whole task
+      expect(first.grant).to.deep.equal(range(0, pieces))
+
+      let now = 1
+      for (const p of peers.slice(1)) {
+        ok(state.announce(p, announceOf(T, { wantGrant: true }), now++))
+        expectPartition(state, T, peers, pieces)
+      }
+      // four source peers share the origin, the fifth is beyond the cap
+      const byPeer = expectPartition(state, T, peers, pieces)
+      expect(peers.slice(0, 4).every(p => (byPeer.get(p)?.length ?? 0) > 0)).to.be.true()
+      expect(byPeer.get('p5')).to.deep.equal([])
+      // an answer is the peer's whole current grant
+      expect(ok(state.announce('p2', announceOf(T, { wantGrant: true }), now)).grant).to.deep.equal(state.grantsOf(T, 'p2'))
+    })
+
+    it('grants nothing to a peer that does not want a grant, and releases what it held', () => {
+      const state = granting()
+      const held = state.grantsOf(T, 'p2')
+      expect(held).to.not.be.empty()
+      const answer = ok(state.announce('p2', announceOf(T, { wantGrant: false }), 10))
+      expect(answer.grant).to.deep.equal([])
+      expect(state.grantsOf(T, 'p2')).to.deep.equal([])
+      // the pieces go to the next peer that asks
+      const next = ok(state.announce('p5', announceOf(T, { wantGrant: true }), 11))
+      expect(next.grant).to.include.members(held)
+      expectPartition(state, T, peers, pieces)
+    })
+
+    it('re-grants the pieces of a peer that LEAVEs, at once', () => {
+      const state = granting()
+      const held = state.grantsOf(T, 'p3')
+      expect(held).to.not.be.empty()
+      expect(state.leave('p3', T, 10)).to.be.true()
+      expect(state.leave('p3', T, 10)).to.be.false()
+      expect(state.grantsOf(T, 'p3')).to.deep.equal([])
+      const next = ok(state.announce('p5', announceOf(T, { wantGrant: true }), 10))
+      expect(next.grant).to.include.members(held)
+      expectPartition(state, T, peers.filter(p => p !== 'p3'), pieces)
+    })
+
+    it('re-grants the pieces of a grant holder whose entry expired', () => {
+      const state = granting()
+      const held = state.grantsOf(T, 'p1')
+      expect(held).to.not.be.empty()
+      // everyone but p1 keeps announcing
+      const later = DEFAULT_PEER_TTL_MS + 10
+      for (const p of peers.slice(1)) {
+        ok(state.announce(p, announceOf(T, { wantGrant: true }), later - 5))
+      }
+      expect(state.expire(later)).to.deep.equal({ peersDropped: 1, tasksForgotten: 0 })
+      expect(state.hasPeer(T, 'p1')).to.be.false()
+      expect(state.grantsOf(T, 'p1')).to.deep.equal([])
+      ok(state.announce('p5', announceOf(T, { wantGrant: true }), later))
+      // p1's pieces are granted again: the live peers cover every piece
+      expectPartition(state, T, peers.slice(1), pieces)
+    })
+
+    it('reports complete grants, and held pieces are never granted again', () => {
+      const state = granting()
+      const mine = state.grantsOf(T, 'p2')
+      const done = mine.slice(0, 3)
+      const result = state.report('p2', T, done.map(i => ({ index: i, digest: digestOf('g', i) })), 10)
+      expect(result).to.deep.equal({ recorded: 3, rejected: [] })
+      expect(state.grantsOf(T, 'p2')).to.deep.equal(mine.slice(3))
+      for (const p of peers) {
+        const answer = ok(state.announce(p, announceOf(T, { wantGrant: true, have: p === 'p2' ? haveOf(pieces, done) : new Uint8Array(0) }), 11))
+        expect(answer.grant.some(i => done.includes(i))).to.be.false()
+      }
+      const all = peers.flatMap(p => state.grantsOf(T, p)).sort((a, b) => a - b)
+      expect(all).to.deep.equal(range(0, pieces).filter(i => !done.includes(i)))
+      expect(state.task(T)?.grantsOutstanding).to.equal(pieces - done.length)
+    })
+
+    it('gives a blocked peer no grant', () => {
+      const state = granting()
+      expect(state.badPeer('p1', T, 'p4', 0, 10).blocked).to.be.false()
+      expect(state.badPeer('p2', T, 'p4', 0, 10).blocked).to.be.true()
+      expect(state.grantsOf(T, 'p4')).to.deep.equal([])
+      expect(ok(state.announce('p4', announceOf(T, { wantGrant: true }), 11)).grant).to.deep.equal([])
+    })
+  })
+
+  describe('digests', () => {
+    it('records the first digest, rejects a conflicting one without overwriting, accepts a matching one', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(8) }), 0))
+      ok(state.announce('b', announceOf(T), 0))
+      ok(state.announce('c', announceOf(T), 0))
+
+      expect(state.report('a', T, [{ index: 2, digest: digestOf('x', 2) }, { index: 5, digest: digestOf('x', 5) }], 1)).to.deep.equal({ recorded: 2, rejected: [] })
+      expect(state.report('b', T, [{ index: 2, digest: digestOf('evil', 2) }, { index: 3, digest: digestOf('x', 3) }], 2)).to.deep.equal({ recorded: 1, rejected: [2] })
+      expect(state.digestOf(T, 2)).to.deep.equal(digestOf('x', 2))
+      expect(state.report('c', T, [{ index: 2, digest: digestOf('x', 2) }], 3)).to.deep.equal({ recorded: 0, rejected: [] })
+
+      // b is not marked as holding the rejected piece, c is
+      const me = ok(state.announce('me', announceOf(T, { wantDigests: true }), 4))
+      const parentHave = new Map(me.parents.map(p => [p.peerId, p.have]))
+      expect(parentHave.get('b')).to.deep.equal(haveOf(8, [3]))
+      expect(parentHave.get('c')).to.deep.equal(haveOf(8, [2]))
+      expect(me.pieceDigests).to.have.length(8)
+      expect(me.pieceDigests?.[2]).to.deep.equal(digestOf('x', 2))
+      expect(me.pieceDigests?.[0]).to.be.undefined()
+      expect(state.task(T)?.digestsKnown).to.equal(3)
+      // not asked for: not sent
+      expect(ok(state.announce('me', announceOf(T), 5)).pieceDigests).to.be.undefined()
+    })
+
+    it('validates a whole report before applying any of it', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(8) }), 0))
+      expect(() => state.report('a', T, [{ index: 1, digest: digestOf('x', 1) }, { index: 8, digest: digestOf('x', 8) }], 1)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => state.report('a', T, [{ index: 1, digest: new Uint8Array(31) }], 1)).to.throw().with.property('name', 'InvalidParametersError')
+      const tooMany = range(0, 1025).map(i => ({ index: i % 8, digest: digestOf('x', i) }))
+      expect(() => state.report('a', T, tooMany, 1)).to.throw().with.property('name', 'InvalidParametersError')
+      expect(state.digestOf(T, 1)).to.be.undefined()
+      expect(() => state.report('z', T, [], 1)).to.throw().with.property('name', 'NotRegisteredError')
+      expect(() => state.report('a', taskIdOf('other'), [], 1)).to.throw().with.property('name', 'UnknownTaskError')
+    })
+  })
+
+  describe('expiry', () => {
+    it('drops a peer not heard from for the peer TTL, and only then', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(4), have: haveOf(4, [0]) }), 1000))
+      ok(state.announce('b', announceOf(T), 1000))
+      expect(state.expire(1000 + DEFAULT_PEER_TTL_MS - 1)).to.deep.equal({ peersDropped: 0, tasksForgotten: 0 })
+      // a report is a sign of life too
+      state.report('a', T, [{ index: 1, digest: digestOf('x', 1) }], 2000)
+      expect(state.expire(1000 + DEFAULT_PEER_TTL_MS)).to.deep.equal({ peersDropped: 1, tasksForgotten: 0 })
+      expect(state.hasPeer(T, 'b')).to.be.false()
+      expect(state.hasPeer(T, 'a')).to.be.true()
+      // a dropped peer's pieces no longer count
+      expect(ok(state.announce('c', announceOf(T), 2100)).parents.map(p => p.peerId)).to.deep.equal(['a'])
+    })
+
+    it('forgets a task that has had no peers for the task TTL, digests and all', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(4) }), 0))
+      state.report('a', T, [{ index: 0, digest: digestOf('x', 0) }], 0)
+      state.leave('a', T, 100)
+      expect(state.expire(100 + DEFAULT_TASK_TTL_MS - 1).tasksForgotten).to.equal(0)
+      expect(state.digestOf(T, 0)).to.deep.equal(digestOf('x', 0))
+      expect(state.expire(100 + DEFAULT_TASK_TTL_MS).tasksForgotten).to.equal(1)
+      expect(state.task(T)).to.be.undefined()
+      expect(state.announce('a', announceOf(T), 100 + DEFAULT_TASK_TTL_MS)).to.deep.equal({ status: 'need-meta' })
+    })
+
+    it('keeps a task whose peers come back before the task TTL', () => {
+      const state = new TrackerState({ peerTtlMs: 10, taskTtlMs: 100 })
+      ok(state.announce('a', announceOf(T, { meta: metaOf(4) }), 0))
+      expect(state.expire(10)).to.deep.equal({ peersDropped: 1, tasksForgotten: 0 })
+      ok(state.announce('b', announceOf(T), 50))
+      expect(state.expire(200)).to.deep.equal({ peersDropped: 1, tasksForgotten: 0 })
+      expect(state.expire(299)).to.deep.equal({ peersDropped: 0, tasksForgotten: 0 })
+      expect(state.expire(300)).to.deep.equal({ peersDropped: 0, tasksForgotten: 1 })
+    })
+  })
+
+  describe('caps', () => {
+    it('refuses a task beyond maxTasks with TooManyTasksError, never crashes', () => {
+      const state = new TrackerState({ maxTasks: 2 })
+      ok(state.announce('a', announceOf(taskIdOf('1'), { meta: metaOf(4) }), 0))
+      ok(state.announce('a', announceOf(taskIdOf('2'), { meta: metaOf(4) }), 0))
+      expect(() => state.announce('a', announceOf(taskIdOf('3'), { meta: metaOf(4) }), 0)).to.throw(/maximum/).with.property('name', 'TooManyTasksError')
+      // existing tasks still work; an unknown task without meta is NEED_META, not a refusal
+      ok(state.announce('b', announceOf(taskIdOf('1')), 0))
+      expect(state.announce('b', announceOf(taskIdOf('4')), 0).status).to.equal('need-meta')
+      expect(state.counts()).to.deep.equal({ tasks: 2, peers: 3 })
+    })
+
+    it('refuses a peer beyond maxPeersPerTask with TooManyPeersError, and takes it once a slot expires', () => {
+      const state = new TrackerState({ maxPeersPerTask: 3, peerTtlMs: 100 })
+      ok(state.announce('a', announceOf(T, { meta: metaOf(4) }), 0))
+      ok(state.announce('b', announceOf(T), 50))
+      ok(state.announce('c', announceOf(T), 50))
+      expect(() => state.announce('d', announceOf(T), 60)).to.throw(/maximum/).with.property('name', 'TooManyPeersError')
+      // registered peers keep refreshing
+      ok(state.announce('a', announceOf(T), 60))
+      // once b and c are stale, d gets in
+      ok(state.announce('a', announceOf(T), 149))
+      expect(ok(state.announce('d', announceOf(T), 150)).registered).to.be.true()
+      expect(state.task(T)?.peers).to.equal(2)
+    })
+  })
+})
