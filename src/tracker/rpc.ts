@@ -1,0 +1,288 @@
+/**
+ * The tracker's request dispatcher: one decoded TrackerRequest in, one
+ * TrackerResponse out. It decides whether this node serves the task (its own
+ * view of the election) or redirects, turns wire messages into calls on the
+ * pure TrackerState, and named errors into wire codes. No stream I/O here,
+ * so every message type is tested without a network.
+ */
+
+import { InvalidParametersError } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { electTrackers, redirectHint } from '../election/index.ts'
+import { ErrorCode, TrackerRequest, TrackerResponse } from '../pb/tracker.ts'
+import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
+import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
+import { NotATrackerError, toWireCode } from './errors.ts'
+import type { AnnounceInput, TaskMetaInfo, TrackerState } from './state.ts'
+import type { TaskMeta } from '../pb/tracker.ts'
+import type { Logger } from '@libp2p/interface'
+import type { DecodeOptions } from 'protons-runtime'
+
+/** What the dispatcher counts; the service turns these into stats and metrics */
+export type TrackerCounter =
+  | 'requests'
+  | 'registrations'
+  | 'redirects'
+  | 'refusals'
+  | 'errors'
+  | 'grants'
+  | 'badPeerReports'
+  | 'blockedPeers'
+  | 'digestConflicts'
+
+export interface RpcContext {
+  state: TrackerState
+  /** This node's peer id */
+  self: string
+  /** The live eligible set, including this node when it is eligible */
+  eligiblePeers(): Iterable<string>
+  /** Trackers per task (R) */
+  replicas: number
+  /** Whether this node serves as a tracker at all; when false it only redirects */
+  serve: boolean
+  /** The clock, ms */
+  now(): number
+  /** Binary multiaddrs to send along with a redirect to `peerId` (at most 16), if known */
+  addressesOf?(peerId: string): Promise<Uint8Array[]>
+  /** Count an event */
+  count?(counter: TrackerCounter, n?: number): void
+  log: Logger
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * protons types bytes fields as `Uint8Array<ArrayBuffer>`; ours are plain
+ * Uint8Arrays over ArrayBuffers (never SharedArrayBuffer), and the encoder
+ * copies them, so this only narrows the type.
+ */
+export function wire (bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes as Uint8Array<ArrayBuffer>
+}
+
+/**
+ * Decoder limits for a request: every repeated field is bounded (STYLE rule
+ * 8). Piece digests never travel in a request, so one is already too many.
+ */
+export const REQUEST_LIMITS: DecodeOptions<TrackerRequest>['limits'] = {
+  announce: { addrs: MAX_ADDRS_PER_PEER, meta: { pieceDigests: 0 } },
+  report: { pieces: MAX_PIECES_PER_REPORT }
+}
+
+/** Decoder limits for an answer */
+export const RESPONSE_LIMITS: DecodeOptions<TrackerResponse>['limits'] = {
+  redirect: { addrs: MAX_ADDRS_PER_PEER },
+  meta: { pieceDigests: MAX_PIECE_COUNT },
+  parents: MAX_PARENTS_PER_ANSWER,
+  parents$: { addrs: MAX_ADDRS_PER_PEER },
+  grant: MAX_PIECE_COUNT,
+  rejected: MAX_PIECES_PER_REPORT
+}
+
+function truncate (message: string): string {
+  return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message
+}
+
+/** An answer with no payload */
+export function bareResponse (status: TrackerResponse.Status, errorCode: ErrorCode = ErrorCode.NONE, message?: string): TrackerResponse {
+  return {
+    status,
+    errorCode,
+    message: message == null ? undefined : truncate(message),
+    parents: [],
+    grant: [],
+    intervalMs: 0,
+    rejected: []
+  }
+}
+
+/** The answer for an error raised while serving a request */
+export function errorResponse (err: unknown): TrackerResponse {
+  const { code, refused } = toWireCode(err)
+  return bareResponse(refused ? TrackerResponse.Status.REFUSED : TrackerResponse.Status.ERROR, code, String((err as Error)?.message ?? err))
+}
+
+/** Keep the multiaddrs that parse and are not oversized, in canonical bytes */
+export function cleanAddrs (addrs: Uint8Array[], log?: Logger): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const bytes of addrs) {
+    if (out.length === MAX_ADDRS_PER_PEER) {
+      break
+    }
+    if (bytes.byteLength === 0 || bytes.byteLength > MAX_ADDR_BYTES) {
+      continue
+    }
+    try {
+      out.push(multiaddr(bytes).bytes)
+    } catch (err) {
+      log?.trace('dropping an unparsable multiaddr - %e', err)
+    }
+  }
+  return out
+}
+
+function metaFromWire (meta: TaskMeta): TaskMetaInfo {
+  const contentLength = Number(meta.contentLength)
+  return {
+    contentLength: Number.isSafeInteger(contentLength) ? contentLength : Number.MAX_SAFE_INTEGER,
+    pieceSize: meta.pieceSize,
+    etag: meta.etag,
+    lastModified: meta.lastModified,
+    url: meta.url,
+    digest: meta.digest
+  }
+}
+
+function metaToWire (meta: TaskMetaInfo, pieceDigests?: Array<Uint8Array | undefined>): TaskMeta {
+  return {
+    contentLength: BigInt(meta.contentLength),
+    pieceSize: meta.pieceSize,
+    etag: meta.etag,
+    lastModified: meta.lastModified,
+    url: meta.url,
+    digest: meta.digest,
+    pieceDigests: pieceDigests?.map(d => wire(d ?? EMPTY)) ?? []
+  }
+}
+
+/**
+ * Whom to send a request for `taskId` to instead of serving it here, by this
+ * node's own view: `undefined` to serve.
+ *
+ * @throws {NotATrackerError} when this node does not serve and knows no tracker
+ */
+export function redirectTarget (taskId: string, ctx: Pick<RpcContext, 'self' | 'eligiblePeers' | 'replicas' | 'serve'>): string | undefined {
+  const eligible = [...ctx.eligiblePeers()]
+  if (ctx.serve) {
+    return redirectHint(taskId, ctx.self, eligible, ctx.replicas)
+  }
+  const elected = electTrackers(taskId, eligible.filter(p => p !== ctx.self), ctx.replicas)
+  if (elected.length === 0) {
+    throw new NotATrackerError('This node does not serve as a tracker and sees no eligible tracker - refresh the eligible set and ask another node')
+  }
+  return elected[0]
+}
+
+/**
+ * Answer one request from `from` (the authenticated remote peer id, or this
+ * node's own id for a local request). Never throws: failures become REFUSED or
+ * ERROR answers.
+ */
+export async function answerRequest (from: string, req: TrackerRequest, ctx: RpcContext): Promise<TrackerResponse> {
+  ctx.count?.('requests')
+  try {
+    const response = await dispatch(from, req, ctx)
+    if (response.status === TrackerResponse.Status.REDIRECT) {
+      ctx.count?.('redirects')
+    }
+    return response
+  } catch (err: any) {
+    const response = errorResponse(err)
+    if (response.status === TrackerResponse.Status.REFUSED) {
+      ctx.count?.('refusals')
+      ctx.log('refused %s from %s for task %s - %s', req.type, from, req.taskId, err.message)
+    } else {
+      ctx.count?.('errors')
+      if (response.errorCode === ErrorCode.INTERNAL) {
+        ctx.log.error('failed to answer %s from %s for task %s - %e', req.type, from, req.taskId, err)
+      } else {
+        ctx.log('rejected %s from %s for task %s - %s', req.type, from, req.taskId, err.message)
+      }
+    }
+    return response
+  }
+}
+
+async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Promise<TrackerResponse> {
+  if (req.type === TrackerRequest.MessageType.UNSPECIFIED) {
+    throw new InvalidParametersError('The request has no message type - set type to ANNOUNCE, REPORT, LEAVE or BAD_PEER')
+  }
+
+  const hint = redirectTarget(req.taskId, ctx)
+  if (hint != null) {
+    const addrs = await ctx.addressesOf?.(hint).catch(() => []) ?? []
+    ctx.log.trace('redirecting %s from %s for task %s to %s', req.type, from, req.taskId, hint)
+    return {
+      ...bareResponse(TrackerResponse.Status.REDIRECT),
+      redirect: { peerId: hint, addrs: addrs.slice(0, MAX_ADDRS_PER_PEER).map(wire) }
+    }
+  }
+
+  const now = ctx.now()
+  switch (req.type) {
+    case TrackerRequest.MessageType.ANNOUNCE:
+      return announce(from, req, now, ctx)
+    case TrackerRequest.MessageType.REPORT: {
+      if (req.report == null) {
+        throw new InvalidParametersError('A REPORT request needs a report body - set report.pieces')
+      }
+      const result = ctx.state.report(from, req.taskId, req.report.pieces, now)
+      if (result.rejected.length > 0) {
+        ctx.count?.('digestConflicts', result.rejected.length)
+        ctx.log('peer %s reported digests for pieces %s of task %s that conflict with the recorded ones - not recorded', from, result.rejected.slice(0, 16).join(','), req.taskId)
+      }
+      return { ...bareResponse(TrackerResponse.Status.OK), rejected: result.rejected }
+    }
+    case TrackerRequest.MessageType.LEAVE:
+      if (ctx.state.leave(from, req.taskId, now)) {
+        ctx.log.trace('peer %s left task %s', from, req.taskId)
+      }
+      return bareResponse(TrackerResponse.Status.OK)
+    case TrackerRequest.MessageType.BAD_PEER: {
+      if (req.badPeer == null) {
+        throw new InvalidParametersError('A BAD_PEER request needs a bad_peer body - set bad_peer.peer_id and bad_peer.index')
+      }
+      const result = ctx.state.badPeer(from, req.taskId, req.badPeer.peerId, req.badPeer.index, now)
+      if (result.counted) {
+        ctx.count?.('badPeerReports')
+        ctx.log('peer %s reports a bad piece %d of task %s from %s', from, req.badPeer.index, req.taskId, req.badPeer.peerId)
+      }
+      if (result.blocked) {
+        ctx.count?.('blockedPeers')
+        ctx.log('blocked %s for task %s after bad-piece reports from several peers', req.badPeer.peerId, req.taskId)
+      }
+      return bareResponse(TrackerResponse.Status.OK)
+    }
+    default:
+      throw new InvalidParametersError(`Unknown message type ${String(req.type)} - this tracker speaks ANNOUNCE, REPORT, LEAVE and BAD_PEER`)
+  }
+}
+
+function announce (from: string, req: TrackerRequest, now: number, ctx: RpcContext): TrackerResponse {
+  const body = req.announce
+  if (body == null) {
+    throw new InvalidParametersError('An ANNOUNCE request needs an announce body')
+  }
+  const input: AnnounceInput = {
+    taskId: req.taskId,
+    url: body.url,
+    digest: body.digest,
+    meta: body.meta == null ? undefined : metaFromWire(body.meta),
+    have: body.have,
+    addrs: cleanAddrs(body.addrs, ctx.log),
+    uploadSlots: body.uploadSlots,
+    freeUploadSlots: body.freeUploadSlots,
+    version: body.version,
+    wantGrant: body.wantGrant,
+    wantDigests: body.wantDigests,
+    zone: body.zone
+  }
+  const result = ctx.state.announce(from, input, now)
+  if (result.status === 'need-meta') {
+    return bareResponse(TrackerResponse.Status.NEED_META, ErrorCode.NONE, 'The tracker knows no metadata for this task - stat the origin and announce again with meta')
+  }
+  if (result.registered) {
+    ctx.count?.('registrations')
+    ctx.log.trace('registered %s for task %s', from, req.taskId)
+  }
+  if (result.grant.length > 0) {
+    ctx.count?.('grants')
+  }
+  return {
+    ...bareResponse(TrackerResponse.Status.OK),
+    meta: metaToWire(result.meta, result.pieceDigests),
+    parents: result.parents.map(p => ({ peerId: p.peerId, addrs: p.addrs.map(wire), have: wire(p.have), freeUploadSlots: p.freeUploadSlots })),
+    grant: result.grant,
+    intervalMs: result.intervalMs
+  }
+}
