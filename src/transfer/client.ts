@@ -1,0 +1,320 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { AbortError, InvalidMessageError, InvalidParametersError, TimeoutError } from '@libp2p/interface'
+import { defaultLogger } from '@libp2p/logger'
+import { allocUnsafe } from 'uint8arrays/alloc'
+import { PieceHeader, PieceRequest } from '../pb/piece.ts'
+import {
+  DEFAULT_MAX_OUTSTANDING_PER_STREAM,
+  DEFAULT_PIECE_TIMEOUT_MIN_MS,
+  DEFAULT_PIECE_TIMEOUT_PER_MIB_MS,
+  DIGEST_BYTES,
+  MAX_HEADER_FRAME_BYTES,
+  MAX_INDEXES_PER_REQUEST,
+  MAX_PIECE_BYTES,
+  MAX_TASK_ID_BYTES,
+  RECEIVE_HIGH_WATER_BYTES,
+  RECEIVE_LOW_WATER_BYTES
+} from './constants.ts'
+import { BadPieceError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
+import { encodeFrame } from './framing.ts'
+import { StreamReader } from './stream-reader.ts'
+import type { ExpectedPiece, FetchResult, FetchStatus } from './index.ts'
+import type { TokenBucket } from './token-bucket.ts'
+import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export type BadPieceReason = 'bad-digest' | 'bad-length'
+
+export interface RequestPiecesOptions extends AbortOptions {
+  /** Length and sha256 of each piece, from the task's manifest (never from the peer) */
+  expected(index: number): ExpectedPiece
+  /**
+   * Receives each verified piece, in request order. The next piece is not
+   * processed until this resolves; meanwhile the stream is paused once
+   * RECEIVE_HIGH_WATER_BYTES are queued, so a slow sink slows the sender down
+   * instead of growing memory. A throw marks that index 'error' and goes on.
+   */
+  onPiece(index: number, bytes: Uint8Array): Promise<void> | void
+  /** Every piece byte passes all of these (e.g. node-wide and per-task download limits) */
+  rateLimits?: TokenBucket[]
+  /** @default 16 */
+  maxOutstanding?: number
+  /**
+   * Time the peer gets to deliver one piece of `length` bytes. Only time spent
+   * waiting for the peer counts (not onPiece or rate limits).
+   *
+   * @default max(5 s, 4 s per MiB)
+   */
+  pieceTimeoutMs?(length: number): number
+  log?: Logger
+  /** the peer sent a piece that failed verification (the caller blocks/reports it) */
+  onBadPiece?(index: number, reason: BadPieceReason): void
+  /** a verified piece was accepted by onPiece */
+  onDownloaded?(index: number, bytes: number): void
+}
+
+/** max(5 s, 4 s per MiB) from reliability.md §e */
+export function defaultPieceTimeoutMs (length: number): number {
+  return Math.max(DEFAULT_PIECE_TIMEOUT_MIN_MS, Math.ceil(DEFAULT_PIECE_TIMEOUT_PER_MIB_MS * length / (1024 * 1024)))
+}
+
+const textEncoder = new TextEncoder()
+const MAX_INDEX = 0xffffffff
+
+/**
+ * A time budget that only runs while started: the per-piece timeout counts
+ * time spent waiting for the peer, not time spent in our own sink.
+ */
+class PieceTimer {
+  private remainingMs = 0
+  private startedAt = 0
+  private timer?: ReturnType<typeof setTimeout>
+  private readonly onExpire: () => void
+
+  constructor (onExpire: () => void) {
+    this.onExpire = onExpire
+  }
+
+  reset (budgetMs: number): void {
+    this.stop()
+    this.remainingMs = budgetMs
+  }
+
+  start (): void {
+    if (this.timer != null) {
+      return
+    }
+
+    this.startedAt = Date.now()
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.remainingMs = 0
+      this.onExpire()
+    }, Math.max(0, this.remainingMs))
+  }
+
+  stop (): void {
+    if (this.timer == null) {
+      return
+    }
+
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.remainingMs -= Date.now() - this.startedAt
+  }
+}
+
+function validate (taskId: string, indexes: number[]): void {
+  if (typeof taskId !== 'string' || taskId === '' || textEncoder.encode(taskId).byteLength > MAX_TASK_ID_BYTES) {
+    throw new InvalidParametersError(`taskId must be a non-empty string of at most ${MAX_TASK_ID_BYTES} UTF-8 bytes`)
+  }
+
+  const seen = new Set<number>()
+
+  for (const index of indexes) {
+    if (!Number.isInteger(index) || index < 0 || index > MAX_INDEX) {
+      throw new InvalidParametersError(`Piece index ${index} is not an integer in [0, ${MAX_INDEX}]`)
+    }
+
+    if (seen.has(index)) {
+      throw new InvalidParametersError(`Piece index ${index} is requested twice; pass each index once`)
+    }
+
+    seen.add(index)
+  }
+}
+
+function decodeHeader (frame: Uint8ArrayList): PieceHeader {
+  try {
+    return PieceHeader.decode(frame)
+  } catch (err: any) {
+    throw new InvalidMessageError(`Malformed piece header from the peer (${err?.message ?? err}); it speaks another protocol version or is broken`)
+  }
+}
+
+const STATUS: Record<PieceHeader.Status, FetchStatus> = {
+  [PieceHeader.Status.OK]: 'ok',
+  [PieceHeader.Status.DONT_HAVE]: 'dont-have',
+  [PieceHeader.Status.BUSY]: 'busy',
+  [PieceHeader.Status.UNKNOWN_TASK]: 'unknown-task',
+  [PieceHeader.Status.ERROR]: 'error'
+}
+
+/**
+ * Client side of `/damselfly/piece/1.0.0` on an open stream: request
+ * `indexes` of `taskId` (pipelined, at most `maxOutstanding` unanswered),
+ * verify each piece against `expected(index).digest`, hand it to `onPiece`,
+ * and half-close when every request is written. Returns one result per index,
+ * in the order given. A per-piece timeout or a broken stream marks the
+ * unanswered rest 'timeout' / 'error' and aborts the stream; an abort of
+ * `options.signal` aborts the stream and rejects.
+ */
+export async function requestPieces (stream: Stream, taskId: string, indexes: number[], options: RequestPiecesOptions): Promise<FetchResult[]> {
+  validate(taskId, indexes)
+
+  const log = options.log ?? defaultLogger().forComponent('damselfly:transfer:client')
+  const maxOutstanding = Math.max(1, options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING_PER_STREAM)
+  const pieceTimeoutMs = options.pieceTimeoutMs ?? defaultPieceTimeoutMs
+  const signal = options.signal
+  const results: FetchResult[] = []
+  let timeoutError: TimeoutError | undefined
+
+  const timer = new PieceTimer(() => {
+    const index = indexes[results.length]
+    timeoutError = new TimeoutError(`Piece ${index} of task ${taskId} did not arrive within ${pieceTimeoutMs(options.expected(index).length)} ms; request it from another peer`)
+    stream.abort(timeoutError)
+  })
+  const reader = new StreamReader(stream, {
+    highWaterBytes: RECEIVE_HIGH_WATER_BYTES,
+    lowWaterBytes: RECEIVE_LOW_WATER_BYTES,
+    onWaiting: (waiting) => { waiting ? timer.start() : timer.stop() }
+  })
+  const onAbort = (): void => { stream.abort(signal?.reason ?? new AbortError('Fetching pieces was aborted')) }
+  signal?.addEventListener('abort', onAbort)
+
+  let requested = 0
+  let closing: Promise<void> | undefined
+
+  /** write request frames while fewer than maxOutstanding are unanswered, in batches */
+  const requestMore = (): void => {
+    while (requested < indexes.length) {
+      const room = maxOutstanding - (requested - results.length)
+      const left = indexes.length - requested
+
+      // wait until half the window is free rather than sending one index at a time
+      if (room < Math.min(Math.ceil(maxOutstanding / 2), left)) {
+        break
+      }
+
+      const count = Math.min(room, left, MAX_INDEXES_PER_REQUEST)
+      const batch = indexes.slice(requested, requested + count)
+      // request frames are tiny and bounded by indexes.length, so send()'s
+      // backpressure is not awaited here
+      stream.send(encodeFrame(PieceRequest.encode({ taskId, indexes: batch })))
+      requested += count
+    }
+
+    if (requested === indexes.length && closing == null) {
+      closing = stream.close().catch((err: Error) => {
+        log.trace('closing the write side failed - %e', err)
+      })
+    }
+  }
+
+  const receive = async (index: number): Promise<FetchResult> => {
+    const frame = await reader.readFrame(MAX_HEADER_FRAME_BYTES, 'piece header')
+
+    if (frame == null) {
+      throw new UnexpectedEndOfStreamError(`The peer closed the stream after answering ${results.length} of ${indexes.length} pieces of task ${taskId}; request the rest from another peer`)
+    }
+
+    const header = decodeHeader(frame)
+
+    if (header.index !== index) {
+      throw new InvalidMessageError(`The peer answered piece ${header.index} where piece ${index} was due; answers must come in request order`)
+    }
+
+    const status = STATUS[header.status]
+
+    if (header.status !== PieceHeader.Status.OK) {
+      if (header.length !== 0) {
+        throw new InvalidMessageError(`The peer announced ${header.length} bytes with status ${header.status} for piece ${index}; only OK carries bytes`)
+      }
+
+      return status === 'error'
+        ? { index, status, error: new RemotePieceError(`The peer failed to read piece ${index}: ${header.message ?? 'no reason given'}; request it from another peer`) }
+        : { index, status }
+    }
+
+    const expected = options.expected(index)
+
+    if (header.length !== expected.length || header.length > MAX_PIECE_BYTES) {
+      // refuse before allocating: a lying header must not make us buffer 4 GiB
+      options.onBadPiece?.(index, 'bad-length')
+      throw new BadPieceError(`The peer announced ${header.length} bytes for piece ${index} of task ${taskId}, expected ${expected.length} (max ${MAX_PIECE_BYTES}); dropped the stream, block or report the peer`)
+    }
+
+    // one allocation per piece; chunks are copied straight in and hashed on the way
+    const piece = allocUnsafe(header.length)
+    const hash = createHash('sha256')
+    let offset = 0
+
+    await reader.readBytes(header.length, async (chunk) => {
+      for (const limit of options.rateLimits ?? []) {
+        await limit.take(chunk.byteLength, { signal })
+      }
+
+      piece.set(chunk, offset)
+      offset += chunk.byteLength
+      hash.update(chunk)
+    })
+
+    const digest = hash.digest()
+
+    if (expected.digest.byteLength !== DIGEST_BYTES || !timingSafeEqual(digest, expected.digest)) {
+      options.onBadPiece?.(index, 'bad-digest')
+      return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the manifest; the piece was dropped, block or report the peer`) }
+    }
+
+    try {
+      await options.onPiece(index, piece)
+    } catch (err: any) {
+      log.error('onPiece failed for piece %d of task %s - %e', index, taskId, err)
+      return { index, status: 'error', bytes: header.length, error: err }
+    }
+
+    options.onDownloaded?.(index, header.length)
+    return { index, status: 'ok', bytes: header.length }
+  }
+
+  try {
+    signal?.throwIfAborted()
+    requestMore()
+
+    while (results.length < indexes.length) {
+      const index = indexes[results.length]
+      timer.reset(pieceTimeoutMs(options.expected(index).length))
+
+      let result: FetchResult
+
+      try {
+        result = await receive(index)
+      } catch (err: any) {
+        if (err?.name === 'BadPieceError') {
+          // a lying length: this index is a bad piece, the rest fail with the stream
+          results.push({ index, status: 'bad-digest', error: err })
+        }
+
+        throw err
+      } finally {
+        timer.stop()
+      }
+
+      results.push(result)
+      requestMore()
+    }
+
+    await closing
+    return results
+  } catch (err: any) {
+    if (signal?.aborted === true) {
+      stream.abort(signal.reason ?? new AbortError())
+      throw signal.reason ?? new AbortError('Fetching pieces was aborted')
+    }
+
+    const error: Error = timeoutError ?? err
+    const status: FetchStatus = timeoutError != null ? 'timeout' : 'error'
+    log('fetching task %s from %s failed after %d of %d pieces - %e', taskId, stream.id, results.length, indexes.length, error)
+    stream.abort(error)
+
+    for (let i = results.length; i < indexes.length; i++) {
+      results.push({ index: indexes[i], status, error })
+    }
+
+    return results
+  } finally {
+    timer.stop()
+    signal?.removeEventListener('abort', onAbort)
+    reader.dispose()
+  }
+}
