@@ -28,6 +28,7 @@ import {
   MAX_BITFIELD_BYTES,
   MAX_PIECES_PER_REPORT,
   MAX_REDIRECTS,
+  MAX_REQUEST_BYTES,
   MAX_RESPONSE_BYTES,
   PROTOCOL_NAME,
   PROTOCOL_VERSION
@@ -545,6 +546,10 @@ export class TrackerClient {
   async #request (peer: Target, request: TrackerRequest, options: TrackerRequestOptions): Promise<TrackerResponse> {
     const retries = options.retries ?? this.#retries
     const id = peer.toString()
+    const size = TrackerRequest.encode(request).byteLength
+    if (size > MAX_REQUEST_BYTES) {
+      throw new InvalidParametersError(`The ${request.type} request is ${size} bytes, more than the ${MAX_REQUEST_BYTES} a tracker accepts - send shorter URLs and headers`)
+    }
     for (let attempt = 0; ; attempt++) {
       let failure: Error
       try {

@@ -1,4 +1,4 @@
-import { serviceCapabilities } from '@libp2p/interface'
+import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { repeatingTask } from '@libp2p/utils'
 import { DEFAULT_TRACKER_REPLICAS } from '../election/index.ts'
@@ -41,6 +41,8 @@ export class TrackerService implements Tracker {
   readonly client: TrackerClient
   readonly [Symbol.toStringTag] = '@damselfly/tracker'
   readonly [serviceCapabilities]: string[] = ['@damselfly/tracker']
+  /** identify fills the peer store with the addresses sent in redirects and the protocol versions named in errors */
+  readonly [serviceDependencies]: string[] = ['@libp2p/identify']
 
   readonly #components: TrackerComponents
   readonly #init: TrackerInit

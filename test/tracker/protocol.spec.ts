@@ -276,6 +276,8 @@ describe('tracker/protocol on in-memory streams', function () {
       await expect(client.announce(t.peerId, { ...announce(), taskId: 'nope' })).to.eventually.be.rejected().with.property('name', 'InvalidParametersError')
       await expect(client.announce(t.peerId, announce({ have: new Uint8Array(8193) }))).to.eventually.be.rejected().with.property('name', 'InvalidParametersError')
       await expect(client.report(t.peerId, T, [{ index: 0, digest: new Uint8Array(3) }])).to.eventually.be.rejected().with.property('name', 'InvalidParametersError')
+      // a request the tracker would reject as too large is not sent
+      await expect(client.announce(t.peerId, announce({ url: `https://example.com/${'é'.repeat(40_000)}` }))).to.eventually.be.rejected().with.property('name', 'InvalidParametersError')
       expect(net.dials).to.equal(0)
     })
   })
