@@ -1,9 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { AbortError, InvalidMessageError, InvalidParametersError, TimeoutError } from '@libp2p/interface'
+import { AbortError, InvalidMessageError, InvalidParametersError, ProtocolError, TimeoutError } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { allocUnsafe } from 'uint8arrays/alloc'
 import { PieceHeader, PieceRequest } from '../pb/piece.ts'
 import {
+  DEFAULT_CLOSE_GRACE_MS,
   DEFAULT_MAX_OUTSTANDING_PER_STREAM,
   DEFAULT_PIECE_TIMEOUT_MIN_MS,
   DEFAULT_PIECE_TIMEOUT_PER_MIB_MS,
@@ -12,6 +13,7 @@ import {
   MAX_INDEXES_PER_REQUEST,
   MAX_PIECE_BYTES,
   MAX_TASK_ID_BYTES,
+  PAUSED_READ_BUFFER_BYTES,
   RECEIVE_HIGH_WATER_BYTES,
   RECEIVE_LOW_WATER_BYTES
 } from './constants.ts'
@@ -46,6 +48,12 @@ export interface RequestPiecesOptions extends AbortOptions {
    * @default max(5 s, 4 s per MiB)
    */
   pieceTimeoutMs?(length: number): number
+  /**
+   * After the last answer, abort the stream if the peer has not closed it within this many ms
+   *
+   * @default 5000
+   */
+  closeGraceMs?: number
   log?: Logger
   /** the peer sent a piece that failed verification (the caller blocks/reports it) */
   onBadPiece?(index: number, reason: BadPieceReason): void
@@ -132,6 +140,19 @@ function decodeHeader (frame: Uint8ArrayList): PieceHeader {
   }
 }
 
+/** the server closes after its last answer; if it does not, drop the stream after a grace period */
+function abortIfNotClosed (stream: Stream, graceMs: number): void {
+  if (stream.status !== 'open') {
+    return
+  }
+
+  const timer = setTimeout(() => {
+    stream.abort(new ProtocolError(`The peer did not close the piece stream within ${graceMs} ms of its last answer`))
+  }, graceMs)
+  timer.unref?.()
+  stream.addEventListener('close', () => { clearTimeout(timer) }, { once: true })
+}
+
 const STATUS: Record<PieceHeader.Status, FetchStatus> = {
   [PieceHeader.Status.OK]: 'ok',
   [PieceHeader.Status.DONT_HAVE]: 'dont-have',
@@ -158,6 +179,10 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
   const signal = options.signal
   const results: FetchResult[] = []
   let timeoutError: TimeoutError | undefined
+
+  // pausing leaves the granted window in the muxer's read buffer (notes P15);
+  // the window bounds it, so don't let the 4 MiB default reset the stream
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_BYTES)
 
   const timer = new PieceTimer(() => {
     const index = indexes[results.length]
@@ -295,6 +320,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
     }
 
     await closing
+    abortIfNotClosed(stream, options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
     return results
   } catch (err: any) {
     if (signal?.aborted === true) {

@@ -111,6 +111,21 @@ export const DEFAULT_PIECE_TIMEOUT_PER_MIB_MS = 4_000
 export const RECEIVE_HIGH_WATER_BYTES = 2 * MiB
 export const RECEIVE_LOW_WATER_BYTES = 512 * KiB
 
+/**
+ * Read buffer we allow the muxer to hold for a paused piece stream. After
+ * pause(), data already granted by the window (yamux: up to 16 MiB) still
+ * arrives and waits in the stream's read buffer, which resets the stream above
+ * its 4 MiB default (notes P15). The receive window bounds it anyway, so the
+ * client raises the limit on its own piece streams to 2 × that window.
+ */
+export const PAUSED_READ_BUFFER_BYTES = 32 * MiB
+
+/**
+ * After the last answer the server closes the stream; if it does not within
+ * this time the client aborts it so a misbehaving peer cannot pin a stream.
+ */
+export const DEFAULT_CLOSE_GRACE_MS = 5_000
+
 /** Server request queue: requests are tiny, so pause reading early */
 export const REQUEST_HIGH_WATER_BYTES = 64 * KiB
 export const REQUEST_LOW_WATER_BYTES = 16 * KiB

@@ -14,10 +14,11 @@
  *
  * Flow control: the server sends 1 MiB slices and waits for 'drain' whenever
  * send() returns false; the client reads into its own bounded queue and
- * pauses the stream above 2 MiB. A node that uses this service should give
- * yamux `streamOptions: { maxReadBufferLength: 32 MiB }` (≥ its 16 MiB max
- * stream window): data already in flight when the client pauses lands in the
- * muxer's read buffer, which resets the stream above 4 MiB by default (notes P15).
+ * pauses the stream above 2 MiB. Data already in flight when the client
+ * pauses (up to yamux's 16 MiB window) lands in the muxer's read buffer,
+ * which resets the stream above 4 MiB by default (notes P15); the client
+ * raises `maxReadBufferLength` to 32 MiB on its own piece streams, so nodes
+ * work with yamux defaults (setting `streamOptions.maxReadBufferLength` node-wide is fine too).
  *
  * @example
  * ```ts

@@ -329,6 +329,17 @@ describe('transfer: piece protocol on in-memory streams', function () {
     expect(results.map(r => r.status)).to.deep.equal(['ok', 'ok', 'ok'])
   })
 
+  it('aborts the stream if the peer does not close it after its last answer', async function () {
+    const [client, server] = await memoryStreams()
+    track(client, server)
+    void answerOnce(server, encodeFrame(PieceHeader.encode({ index: 0, status: PieceHeader.Status.DONT_HAVE })))
+    const results = await requestPieces(client, TASK, [0], { expected: () => ({ length: 1, digest: new Uint8Array(32) }), onPiece: () => {}, closeGraceMs: 100 })
+    expect(results.map(r => r.status)).to.deep.equal(['dont-have'])
+    expect(client.status).to.equal('open')
+    await delay(300)
+    expect(client.status).to.equal('aborted')
+  })
+
   it('rejects with the abort reason when the caller aborts', async function () {
     const source = testSource({ [TASK]: { pieceLength: KiB, pieceCount: 2 } }, { stall: new Set([0]) })
     const [client, server] = await memoryStreams()
