@@ -319,7 +319,8 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       requestMore()
     }
 
-    await closing
+    // not awaiting `closing`: every request was answered, so it was read;
+    // a close that still hangs is cut by the grace timer below
     abortIfNotClosed(stream, options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS)
     return results
   } catch (err: any) {
