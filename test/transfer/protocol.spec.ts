@@ -288,6 +288,19 @@ describe('transfer: piece protocol on in-memory streams', function () {
     expect(bad).to.deep.equal([0])
   })
 
+  it('marks an index error when onPiece throws and carries on with the rest', async function () {
+    const source = testSource({ [TASK]: { pieceLength: 8 * KiB, pieceCount: 3 } })
+    const [client, server] = await memoryStreams()
+    track(client, server)
+    void handlePieceStream(server, 'peer-a', serverCtx(source))
+    const results = await requestPieces(client, TASK, [0, 1, 2], {
+      expected: source.expected(TASK),
+      onPiece: (index) => { if (index === 1) { throw new Error('disk full') } }
+    })
+    expect(results.map(r => r.status)).to.deep.equal(['ok', 'error', 'ok'])
+    expect(results[1].error?.message).to.equal('disk full')
+  })
+
   it('answers ERROR when the store fails, and the client surfaces the reason', async function () {
     const source = testSource({ [TASK]: { pieceLength: KiB, pieceCount: 2 } }, { fail: new Set([0]) })
     const [client, server] = await memoryStreams()
