@@ -13,16 +13,23 @@ export function errorExitCode (err: any): number {
     case 'DaemonNotRunningError':
       return EXIT.NO_DAEMON
     case 'SourceNotFoundError':
+      return EXIT.ORIGIN_NOT_FOUND
+    case 'SourceUnreachableError':
+      return EXIT.ORIGIN_UNREACHABLE
     case 'SourceForbiddenError':
     case 'SourceHttpError':
-    case 'SourceUnreachableError':
     case 'SourceChangedError':
+    case 'SourceTruncatedError':
+    case 'SourceInvalidResponseError':
     case 'UnsupportedSchemeError':
     case 'LengthRequiredError':
-      return EXIT.ORIGIN
+      return EXIT.ORIGIN_ERROR
+    case 'NoSourceError':
+      return EXIT.NO_SOURCE
     case 'DigestMismatchError':
       return EXIT.DIGEST_MISMATCH
     case 'TimeoutError':
+    case 'DownloadTimeoutError':
     case 'SourceTimeoutError':
       return EXIT.TIMEOUT
     case 'InsufficientSpaceError':

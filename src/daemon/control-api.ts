@@ -117,7 +117,7 @@ export class ControlApi {
           sendJson(res, 200, result)
         }
       } catch (err: any) {
-        const status = err instanceof HttpError ? err.status : 500
+        const status = err instanceof HttpError ? err.status : statusFor(err)
         if (status === 500) {
           this.log.error('control API %s %s failed - %e', req.method, url.pathname, err)
         }
@@ -131,6 +131,23 @@ export class ControlApi {
     }
     sendJson(res, allowed ? 405 : 404, { error: allowed ? 'MethodNotAllowed' : 'NotFound', message: `${req.method} ${url.pathname} is not a control API route` })
   }
+}
+
+const STATUS_BY_NAME: Record<string, number> = {
+  InvalidDigestError: 400,
+  InvalidUrlError: 400,
+  InvalidParametersError: 400,
+  TaskNotFoundError: 404,
+  PieceNotFoundError: 404,
+  OutputExistsError: 409,
+  TaskIncompleteError: 409,
+  TaskConflictError: 409,
+  InsufficientSpaceError: 507,
+  StorageFullError: 507
+}
+
+function statusFor (err: any): number {
+  return STATUS_BY_NAME[err?.name] ?? 500
 }
 
 export function sendJson (res: http.ServerResponse, status: number, body: unknown): void {

@@ -3,12 +3,17 @@ import path from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
 import { Registry } from 'prom-client'
 import { createDamselfly } from '../node/index.ts'
-import { ControlApi } from './control-api.ts'
+import { ControlApi, HttpError, readJson } from './control-api.ts'
 import type { NodeConfig } from '../config/index.ts'
 import type { DamselflyNode } from '../node/index.ts'
+import type { Download } from '../task/download.ts'
+import type http from 'node:http'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 export const SOCKET_FILE = 'damselfly.sock'
+
+/** Progress events of one download are sent at most this often */
+const EVENT_INTERVAL_MS = 200
 
 export function socketPath (dataDir: string): string {
   return path.join(dataDir, SOCKET_FILE)
@@ -97,6 +102,92 @@ export class Daemon {
         res.writeHead(200, { 'content-type': this.registry.contentType })
         res.end(text)
       })
+      .route('GET', '/tasks', () => node.service.tasks())
+      .route('POST', '/tasks', async (req) => {
+        const body = await readJson(req)
+        if (typeof body.url !== 'string' && typeof body.digest !== 'string') {
+          throw new HttpError(400, 'give "url" (and/or "digest": "sha256:<hex>")')
+        }
+        const d = node.service.get({
+          url: body.url,
+          digest: body.digest,
+          headers: body.headers,
+          tag: body.tag,
+          application: body.application,
+          filteredQueryParams: body.filteredQueryParams,
+          backToSource: body.backToSource,
+          rateBps: body.rateBps
+        })
+        return { taskId: d.request.taskId, state: d.state }
+      })
+      .route('GET', '/tasks/:id', (_req, _res, params) => this.download(params.id).progress())
+      .route('DELETE', '/tasks/:id', (_req, _res, params) => {
+        const cancelled = node.service.engine.cancel(params.id)
+        return { taskId: params.id, cancelled }
+      })
+      .route('GET', '/tasks/:id/events', (req, res, params) => { this.streamEvents(req, res, params.id) })
+      .route('POST', '/tasks/:id/export', async (req, _res, params) => {
+        const body = await readJson(req)
+        if (typeof body.output !== 'string' || body.output === '') {
+          throw new HttpError(400, 'give "output": the absolute path to write the file to')
+        }
+        await node.service.export(params.id, body.output, { overwrite: body.overwrite === true })
+        return { taskId: params.id, output: body.output }
+      })
+      .route('POST', '/import', async (req) => {
+        const body = await readJson(req)
+        if (typeof body.path !== 'string') {
+          throw new HttpError(400, 'give "path": the absolute path of the file to import')
+        }
+        return node.service.import(body.path, { url: body.url, digest: body.digest, tag: body.tag, application: body.application })
+      })
+  }
+
+  private download (taskId: string): Download {
+    const d = this.node.service.engine.get(taskId)
+    if (d == null) {
+      throw new HttpError(404, `no download of task ${taskId} on this node; list them with GET /tasks`)
+    }
+    return d
+  }
+
+  /**
+   * Server-sent events: the download's progress until it ends
+   */
+  private streamEvents (req: http.IncomingMessage, res: http.ServerResponse, taskId: string): void {
+    const d = this.download(taskId)
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    let last = 0
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const send = (): void => {
+      timer = undefined
+      last = Date.now()
+      const p = d.progress()
+      res.write(`event: progress\ndata: ${JSON.stringify(p)}\n\n`)
+      if (p.state !== 'running' && p.state !== 'pending') {
+        cleanup()
+        res.end()
+      }
+    }
+    const onUpdate = (): void => {
+      if (timer != null) {
+        return
+      }
+      timer = setTimeout(send, Math.max(0, EVENT_INTERVAL_MS - (Date.now() - last)))
+    }
+    const onState = (): void => {
+      clearTimeout(timer)
+      send()
+    }
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      d.removeEventListener('progress', onUpdate)
+      d.removeEventListener('state', onState)
+    }
+    d.addEventListener('progress', onUpdate)
+    d.addEventListener('state', onState)
+    req.on('close', cleanup)
+    send()
   }
 
   /**

@@ -109,6 +109,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
       }),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }),
       damselfly: damselfly({
+        dataDir: config.dataDir,
         swarm: config.swarm.name,
         bootstrap: config.swarm.bootstrap,
         privateSwarm: psk != null,
@@ -118,6 +119,8 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
         supernode: config.supernode,
         dialDiscovered: config.swarm.mdns,
         uploadSlots: config.transfer.uploadSlots,
+        uploadRate: config.transfer.uploadRate,
+        downloadRate: config.transfer.downloadRate,
         ...options.service
       })
     }

@@ -1,18 +1,41 @@
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
+import { CID } from 'multiformats/cid'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { createDefaultSources } from '../source/index.ts'
+import { FsPieceStore } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
+import { normaliseDigest } from '../task/digest.ts'
+import { Engine } from '../task/engine.ts'
+import { taskId as computeTaskId } from '../task/id.ts'
+import { importFile } from '../task/import.ts'
+import { pieceRange } from '../task/piece-size.ts'
+import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
+import { TrackerPortAdapter, trackerServiceFor } from './tracker-port.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
+import type { Download, DownloadProgress } from '../task/download.ts'
+import type { EngineStats } from '../task/engine.ts'
+import type { TaskMetadata } from '../storage/index.ts'
+import type { ImportRequest } from '../task/import.ts'
+import type { PieceSource, PieceTransfer, PieceTransferStats } from '../transfer/index.ts'
+import type { TrackerHandle } from './tracker-port.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { ComponentLogger, Libp2pEvents, Logger, Metrics, PeerId, Startable, TypedEventTarget, PeerInfo } from '@libp2p/interface'
+import type { ComponentLogger, Libp2pEvents, Logger, Metrics, PeerId, PeerStore, Startable, TypedEventTarget, PeerInfo, ContentRouting } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 export type SupernodeMode = 'auto' | 'always' | 'never'
 
 /**
- * Options of the Damselfly libp2p service. Every field is optional.
+ * Options of the Damselfly libp2p service. Every field but dataDir is optional.
  */
 export interface DamselflyInit {
+  /**
+   * Where the piece store keeps its tasks (`<dataDir>/tasks/<id>`)
+   */
+  dataDir: string
   /**
    * Swarm name: nodes with different names ignore each other's membership
    *
@@ -62,11 +85,23 @@ export interface DamselflyInit {
    */
   dialDiscovered?: boolean
   /**
-   * Upload slots announced to the swarm
+   * Pieces uploaded at once
    *
    * @default 16
    */
   uploadSlots?: number
+  /**
+   * Node-wide upload limit in bytes/s; 0 = unlimited
+   *
+   * @default 0
+   */
+  uploadRate?: number
+  /**
+   * Node-wide download limit in bytes/s; 0 = unlimited
+   *
+   * @default 0
+   */
+  downloadRate?: number
   /**
    * Override protocol versions (tests of version mismatch only)
    */
@@ -81,6 +116,8 @@ export interface DamselflyComponents {
   connectionManager: ConnectionManager
   addressManager: AddressManager
   registrar: Registrar
+  peerStore: PeerStore
+  contentRouting: ContentRouting
   pubsub: GossipSub
   dht?: unknown
 }
@@ -104,7 +141,28 @@ export interface NodeStatus {
   incompatible: Incompatibility[]
   dialFailures: Record<DialFailureClass, number>
   bootstrap: { configured: string[], attempts: BootstrapAttempt[], rounds: number }
+  /** bytes moved by this node since it started */
+  bytes: { fromPeers: number, fromOrigin: number, uploaded: number }
+  downloads: EngineStats['downloads']
+  tracker: ReturnType<TrackerHandle['stats']>
+  store: { tasks: number, bytesStored: number }
 }
+
+export interface GetRequest {
+  /** origin URL; optional when a digest names the content */
+  url?: string
+  /** whole-file digest `sha256:<hex>`: the task id then comes from it alone */
+  digest?: string
+  headers?: Record<string, string>
+  tag?: string
+  application?: string
+  filteredQueryParams?: string[]
+  /** fetch from the origin when no peer can give a piece @default true */
+  backToSource?: boolean
+  /** per-task download limit in bytes/s */
+  rateBps?: number
+}
+
 
 export interface DamselflyEvents {
   'swarm:peer-count': CustomEvent<number>
@@ -114,10 +172,10 @@ export interface DamselflyEvents {
 }
 
 /**
- * The Damselfly service: swarm membership and peer count (and, as they land,
- * the piece store, piece transfer, tracker and downloads) on any libp2p node
- * that also has identify and gossipsub (as `pubsub`) and, ideally, a kad-dht
- * (as `dht`).
+ * The Damselfly service: swarm membership and peer count, the piece store,
+ * the piece protocol, the tracker role and the download engine, on any
+ * libp2p node that also has identify and gossipsub (as `pubsub`) and,
+ * ideally, a kad-dht (as `dht`).
  */
 export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Startable {
   public readonly [Symbol.toStringTag] = '@damselfly/node'
@@ -126,17 +184,25 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 
   public readonly swarm: Swarm
   public readonly swarmName: string
+  public readonly store: FsPieceStore
+  public readonly transfer: PieceTransfer
+  public readonly tracker: TrackerHandle
+  public readonly engine: Engine
   private readonly components: DamselflyComponents
   private readonly init: Required<Omit<DamselflyInit, 'protocolVersions'>>
   private readonly log: Logger
-  private readonly protocolIds: { piece: string, tracker: string, kad: string }
+  private readonly kadProtocolId: string
   private startedAt = 0
   private started = false
 
-  constructor (components: DamselflyComponents, init: DamselflyInit = {}) {
+  constructor (components: DamselflyComponents, init: DamselflyInit) {
     super()
+    if (init?.dataDir == null || init.dataDir === '') {
+      throw new Error('the damselfly service needs a dataDir for its piece store')
+    }
     this.components = components
     this.init = {
+      dataDir: init.dataDir,
       swarm: init.swarm ?? 'default',
       bootstrap: init.bootstrap ?? [],
       privateSwarm: init.privateSwarm ?? false,
@@ -145,15 +211,22 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       dialTimeout: init.dialTimeout ?? 10_000,
       supernode: init.supernode ?? 'auto',
       dialDiscovered: init.dialDiscovered ?? false,
-      uploadSlots: init.uploadSlots ?? 16
+      uploadSlots: init.uploadSlots ?? 16,
+      uploadRate: init.uploadRate ?? 0,
+      downloadRate: init.downloadRate ?? 0
     }
     this.swarmName = this.init.swarm
     this.log = components.logger.forComponent('damselfly:node')
-    this.protocolIds = {
-      piece: `/damselfly/piece/${init.protocolVersions?.piece ?? PROTOCOL_VERSIONS.piece}`,
-      tracker: `/damselfly/tracker/${init.protocolVersions?.tracker ?? PROTOCOL_VERSIONS.tracker}`,
-      kad: kadProtocol(this.init.swarm)
-    }
+    this.kadProtocolId = kadProtocol(this.init.swarm)
+
+    this.store = new FsPieceStore({ dir: this.init.dataDir, logger: components.logger })
+    this.transfer = pieceTransfer({
+      source: storeAsPieceSource(this.store),
+      uploadSlots: this.init.uploadSlots,
+      uploadRateBps: this.init.uploadRate,
+      downloadRateBps: this.init.downloadRate,
+      protocolVersion: init.protocolVersions?.piece
+    })(components)
 
     this.swarm = new Swarm(components, {
       name: this.init.swarm,
@@ -163,19 +236,77 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       heartbeatIntervalMs: this.init.heartbeatInterval,
       maxRejoinIntervalMs: this.init.maxRejoinInterval,
       dialTimeoutMs: this.init.dialTimeout,
-      kadProtocol: this.protocolIds.kad,
+      kadProtocol: this.kadProtocolId,
       protocols: () => this.protocols(),
       self: () => ({
         addrs: this.addresses(),
         trackerEligible: this.isTrackerEligible(),
-        load: 0,
+        load: this.transfer.stats().activeUploads,
         capacity: this.init.uploadSlots,
         protocols: this.protocols(),
-        tasks: 0
+        tasks: this.store.listTasks().filter(t => t.state === 'complete').length
       })
     })
+
+    this.tracker = trackerServiceFor(components, {
+      eligiblePeers: () => this.eligiblePeers(),
+      protocolVersion: init.protocolVersions?.tracker
+    })
+
+    const port = new TrackerPortAdapter({
+      tracker: this.tracker,
+      eligiblePeers: () => this.eligiblePeers(),
+      selfAddrs: () => this.addresses(),
+      uploadSlots: () => this.init.uploadSlots,
+      freeUploadSlots: () => Math.max(0, this.init.uploadSlots - this.transfer.stats().activeUploads)
+    })
+
+    this.engine = new Engine({
+      store: this.store,
+      sources: createDefaultSources({ logger: components.logger }),
+      tracker: port,
+      selfPeerId: components.peerId.toString(),
+      logger: components.logger,
+      fetchPieces: async (peerId, addrs, taskId, indexes, options) => {
+        await this.addPeerAddrs(peerId, addrs)
+        return this.transfer.fetch(peerIdFromString(peerId), taskId, indexes, options)
+      },
+      provide: async (taskId) => {
+        await this.components.contentRouting.provide(taskCid(taskId), { signal: AbortSignal.timeout(30_000) })
+      }
+    })
+
+    this.transfer.addEventListener('transfer:bad-piece', (evt) => {
+      this.log.error('peer %p sent a bad piece %d of task %s (%s)', evt.detail.peer, evt.detail.index, evt.detail.taskId, evt.detail.reason)
+    })
+
+    // members' addresses come from their heartbeats: keep them in the peer
+    // store so trackers and parents that are not connected yet can be dialled
+    this.swarm.addEventListener('swarm:member-joined', (evt) => {
+      this.addPeerAddrs(evt.detail.peerId, evt.detail.addrs).catch(() => {})
+    })
+
     for (const name of ['swarm:peer-count', 'swarm:incompatible-peer', 'swarm:member-joined', 'swarm:member-left'] as const) {
       this.swarm.addEventListener(name, (evt: any) => { this.safeDispatchEvent(name, { detail: evt.detail }) })
+    }
+
+    const metrics = components.metrics
+    if (metrics != null) {
+      metrics.registerCounterGroup('damselfly_bytes_total', {
+        label: 'source',
+        help: 'Bytes moved by this node: received from peers, received from origins, uploaded to peers',
+        calculate: () => {
+          const e = this.engine.stats()
+          return { peers: e.bytesFromPeers, origin: e.bytesFromOrigin, uploaded: this.transfer.stats().bytesUploaded }
+        }
+      })
+      metrics.registerMetricGroup('damselfly_downloads', {
+        label: 'state',
+        help: 'Downloads of this node by state',
+        calculate: () => ({ ...this.engine.stats().downloads })
+      })
+      metrics.registerMetric('damselfly_store_tasks', { help: 'Tasks in the piece store', calculate: () => this.store.stats().tasks })
+      metrics.registerMetric('damselfly_store_bytes', { help: 'Bytes of verified pieces in the piece store', calculate: () => this.store.stats().bytesStored })
     }
   }
 
@@ -183,7 +314,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
    * The Damselfly protocols this node speaks, with versions
    */
   protocols (): string[] {
-    return [this.protocolIds.piece, this.protocolIds.tracker]
+    return [this.transfer.protocol, this.tracker.protocol]
   }
 
   isStarted (): boolean {
@@ -195,11 +326,9 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       return
     }
     this.startedAt = Date.now()
-    // the piece and tracker handlers land with their services; until then we
-    // register the ids so identify announces our versions
-    for (const protocol of this.protocols()) {
-      await this.components.registrar.handle(protocol, (stream) => { stream.abort(new Error('not served yet')) }, { maxInboundStreams: 1, maxOutboundStreams: 1 })
-    }
+    await this.store.open()
+    await this.transfer.start()
+    await this.tracker.start()
     this.started = true
   }
 
@@ -208,10 +337,17 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     if (this.init.dialDiscovered) {
       this.components.events.addEventListener('peer:discovery', this.onDiscovery)
     }
+    // complete tasks in the store are offered to their trackers again
+    for (const task of this.store.listTasks()) {
+      if (task.state === 'complete') {
+        this.engine.seed(task.taskId)
+      }
+    }
   }
 
-  beforeStop (): void {
+  async beforeStop (): Promise<void> {
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
+    await this.engine.stop()
     this.swarm.stop()
   }
 
@@ -219,10 +355,10 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     if (!this.started) {
       return
     }
-    for (const protocol of this.protocols()) {
-      await this.components.registrar.unhandle(protocol)
-    }
     this.started = false
+    await this.tracker.stop()
+    await this.transfer.stop()
+    await this.store.close()
   }
 
   addresses (): string[] {
@@ -239,6 +375,18 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     return this.addresses().length > 0
   }
 
+  /**
+   * The live eligible set the election runs over: live members that say they
+   * are eligible, and this node when it is
+   */
+  eligiblePeers (): string[] {
+    const out = this.swarm.membership.liveMembers().filter(m => m.trackerEligible).map(m => m.peerId)
+    if (this.isTrackerEligible()) {
+      out.push(this.components.peerId.toString())
+    }
+    return out
+  }
+
   peerCount (): number {
     return this.swarm.peerCount()
   }
@@ -251,8 +399,46 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     return this.swarm.membership.members()
   }
 
+  /**
+   * Start (or join) the download of a file; `await download.done` for the result
+   */
+  get (request: GetRequest): Download {
+    const digest = request.digest != null ? normaliseDigest(request.digest) : undefined
+    const id = computeTaskId({ url: request.url, digest, tag: request.tag, application: request.application, filteredQueryParams: request.filteredQueryParams })
+    return this.engine.download({
+      taskId: id,
+      url: request.url,
+      digest,
+      headers: request.headers,
+      backToSource: request.backToSource ?? true,
+      rateLimit: request.rateBps != null && request.rateBps > 0 ? new TokenBucket({ rateBps: request.rateBps, burstBytes: Math.max(request.rateBps, 1024 * 1024) }) : undefined
+    })
+  }
+
+  /**
+   * Add a local file to the store as a complete task and offer it to the swarm
+   */
+  async import (path: string, request: ImportRequest = {}): Promise<TaskMetadata> {
+    const meta = await importFile(this.store, path, request)
+    this.engine.seed(meta.taskId)
+    return meta
+  }
+
+  async export (taskId: string, dest: string, options: { overwrite?: boolean } = {}): Promise<void> {
+    await this.store.export(taskId, dest, options)
+  }
+
+  tasks (): Array<TaskMetadata & { download?: DownloadProgress }> {
+    return this.store.listTasks().map(t => ({ ...t, download: this.engine.get(t.taskId)?.progress() }))
+  }
+
+  transferStats (): PieceTransferStats {
+    return this.transfer.stats()
+  }
+
   status (): NodeStatus {
     const gossip = this.swarm.membership.stats()
+    const engine = this.engine.stats()
     return {
       peerId: this.components.peerId.toString(),
       version: DAMSELFLY_VERSION,
@@ -269,8 +455,26 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       gossip: { topic: this.swarm.membership.topic, ...gossip },
       incompatible: this.swarm.incompatiblePeers(),
       dialFailures: this.swarm.dialFailureCounts(),
-      bootstrap: { configured: this.init.bootstrap, attempts: this.swarm.bootstrapAttempts(), rounds: this.swarm.joiner.rounds }
+      bootstrap: { configured: this.init.bootstrap, attempts: this.swarm.bootstrapAttempts(), rounds: this.swarm.joiner.rounds },
+      bytes: { fromPeers: engine.bytesFromPeers, fromOrigin: engine.bytesFromOrigin, uploaded: this.transfer.stats().bytesUploaded },
+      downloads: engine.downloads,
+      tracker: this.tracker.stats(),
+      store: this.store.stats()
     }
+  }
+
+  private async addPeerAddrs (peerId: string, addrs: string[]): Promise<void> {
+    if (addrs.length === 0) {
+      return
+    }
+    const multiaddrs = addrs.flatMap(a => {
+      try {
+        return [multiaddr(a)]
+      } catch {
+        return []
+      }
+    })
+    await this.components.peerStore.merge(peerIdFromString(peerId), { multiaddrs })
   }
 
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
@@ -283,6 +487,35 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   }
 }
 
+/**
+ * The store seen by the upload side of the piece protocol
+ */
+function storeAsPieceSource (store: FsPieceStore): PieceSource {
+  return {
+    pieceLength: (taskId, index) => {
+      const meta = store.getTask(taskId)
+      if (meta == null || !Number.isInteger(index) || index < 0 || index >= meta.pieceCount) {
+        return undefined
+      }
+      return pieceRange(index, meta.contentLength, meta.pieceSize).length
+    },
+    has: (taskId, index) => store.getTask(taskId) != null && store.has(taskId, index),
+    digest: (taskId, index) => {
+      const hex = store.getTask(taskId)?.pieceDigests[index]
+      return hex != null ? Buffer.from(hex, 'hex') : undefined
+    },
+    read: async (taskId, index, options) => store.read(taskId, index, options)
+  }
+}
+
+/**
+ * The DHT key of a task: a raw CID over its id (the id is a sha256 already)
+ */
+export function taskCid (taskId: string): CID {
+  return CID.createV1(0x55, createDigest(0x12, Buffer.from(taskId, 'hex')))
+}
+
+
 export function kadProtocol (swarm: string): string {
   return `/damselfly/${swarm}/kad/${PROTOCOL_VERSIONS.kad}`
 }
@@ -291,9 +524,9 @@ export function kadProtocol (swarm: string): string {
  * The Damselfly service factory, for any libp2p node:
  *
  * ```ts
- * services: { identify: identify(), pubsub: gossipsub(), dht: kadDHT({...}), damselfly: damselfly({ swarm: 'x' }) }
+ * services: { identify: identify(), pubsub: gossipsub(), dht: kadDHT({...}), damselfly: damselfly({ dataDir: '/var/lib/damselfly' }) }
  * ```
  */
-export function damselfly (init: DamselflyInit = {}): (components: DamselflyComponents) => Damselfly {
+export function damselfly (init: DamselflyInit): (components: DamselflyComponents) => Damselfly {
   return (components) => new Damselfly(components, init)
 }

@@ -121,6 +121,13 @@ export interface TrackerInit extends TrackerStateInit {
    */
   protocolPrefix?: string
 
+  /**
+   * Protocol version in the id; only tests of version mismatch change it
+   *
+   * @default '1.0.0'
+   */
+  protocolVersion?: string
+
   /** The live eligible set (peer id strings), including this node when it is eligible */
   eligiblePeers(): string[]
 

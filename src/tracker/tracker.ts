@@ -61,7 +61,7 @@ export class TrackerService implements Tracker {
     this.#init = init
     this.#log = components.logger.forComponent('damselfly:tracker')
     this.#self = components.peerId.toString()
-    this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${PROTOCOL_VERSION}`
+    this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${init.protocolVersion ?? PROTOCOL_VERSION}`
     this.#state = new TrackerState(init)
     this.#gate = new RequestGate(init.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS)
     this.#counters = Object.fromEntries(Object.keys(COUNTERS).map(k => [k, 0])) as Record<TrackerCounter, number>

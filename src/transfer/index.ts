@@ -154,6 +154,13 @@ export interface PieceTransferInit {
   protocolPrefix?: string
 
   /**
+   * Protocol version in the id; only tests of version mismatch change it
+   *
+   * @default '1.0.0'
+   */
+  protocolVersion?: string
+
+  /**
    * Pieces uploaded at the same time by this node, over all peers
    *
    * @default 16

@@ -52,7 +52,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
     this.components = components
     this.init = init
     this.log = components.logger.forComponent('damselfly:transfer')
-    this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${PROTOCOL_VERSION}`
+    this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${init.protocolVersion ?? PROTOCOL_VERSION}`
     this.slots = new UploadSlots(init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS)
     this.uploadLimiter = new TokenBucket({ rateBps: init.uploadRateBps })
     this.downloadLimiter = new TokenBucket({ rateBps: init.downloadRateBps })

@@ -1,0 +1,35 @@
+import path from 'node:path'
+import { FsPieceStore } from '../../storage/index.ts'
+import { controlClient, nodeConfig, print, withClientOptions } from '../common.ts'
+import type { Args } from '../common.ts'
+import type { CommandModule } from 'yargs'
+
+export const exportCommand: CommandModule<object, Args> = {
+  command: 'export <task>',
+  describe: 'Write a complete task from the store to a file',
+  builder: (y) => withClientOptions(y)
+    .positional('task', { type: 'string', describe: 'Task id (64 hex digits; see `damselfly tasks`)' })
+    .option('output', { alias: 'O', type: 'string', demandOption: true, describe: 'Where to write the file' })
+    .option('overwrite', { type: 'boolean', describe: 'Replace the output file if it exists' }) as any,
+  handler: async (argv) => {
+    const output = path.resolve(String(argv.output))
+    const taskId = String(argv.task)
+    const client = await controlClient(argv)
+    try {
+      await client.post(`/tasks/${taskId}/export`, { output, overwrite: argv.overwrite === true })
+    } catch (err: any) {
+      if (err.name !== 'DaemonNotRunningError') {
+        throw err
+      }
+      const config = await nodeConfig(argv)
+      const store = new FsPieceStore({ dir: config.dataDir })
+      await store.open()
+      try {
+        await store.export(taskId, output, { overwrite: argv.overwrite === true })
+      } finally {
+        await store.close()
+      }
+    }
+    print(`wrote ${output}`)
+  }
+}

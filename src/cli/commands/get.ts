@@ -1,0 +1,273 @@
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import cliProgress from 'cli-progress'
+import { parseByteSize } from '../../config/index.ts'
+import { UsageError } from '../../errors.ts'
+import { createDamselfly } from '../../node/index.ts'
+import { OutputExistsError } from '../../storage/index.ts'
+import { normaliseDigest } from '../../task/digest.ts'
+import { controlClient, formatBytes, nodeConfig, print, printJson, withNodeOptions } from '../common.ts'
+import type { GetRequest } from '../../node/damselfly.ts'
+import type { DownloadProgress } from '../../task/download.ts'
+import type { Args } from '../common.ts'
+import type { CommandModule } from 'yargs'
+
+/** With a bootstrap list, an embedded node waits this long for the swarm before it starts */
+const EMBEDDED_JOIN_WAIT_MS = 5000
+
+/**
+ * The download timed out (--timeout)
+ */
+export class DownloadTimeoutError extends Error {
+  static name = 'DownloadTimeoutError'
+
+  constructor (message = 'The download did not finish in time') {
+    super(message)
+    this.name = 'DownloadTimeoutError'
+  }
+}
+
+/**
+ * A download that failed in the daemon, with the error's name from there
+ */
+class RemoteDownloadError extends Error {
+  constructor (name: string, message: string) {
+    super(message)
+    this.name = name
+  }
+}
+
+export const getCommand: CommandModule<object, Args> = {
+  command: 'get <url>',
+  describe: 'Download a file through the swarm (like dfget): each piece comes from peers, or once from the origin',
+  builder: (y) => withNodeOptions(y)
+    .positional('url', { type: 'string', describe: 'http(s):// or file:// URL of the file; or sha256:<hex> for content only peers hold' })
+    .option('output', { alias: 'O', type: 'string', describe: 'Where to write the file', demandOption: true })
+    .option('digest', { type: 'string', describe: 'Expected sha256:<hex> of the whole file; the task id then comes from it' })
+    .option('header', { alias: 'H', type: 'string', array: true, describe: 'Header sent to the origin, "Name: value" (repeatable)' })
+    .option('filtered-query-param', { type: 'string', array: true, describe: 'Query parameter left out of the task id, e.g. a signature (repeatable)' })
+    .option('tag', { type: 'string', describe: 'Tag: the same URL with another tag is another task' })
+    .option('application', { type: 'string', describe: 'Application name, part of the task id' })
+    .option('limit', { type: 'string', describe: 'Download rate limit for this file, e.g. 20MiB' })
+    .option('timeout', { type: 'string', describe: 'Give up after this long, e.g. 90s, 10m (default: none)' })
+    .option('disable-back-to-source', { type: 'boolean', describe: 'Never fetch from the origin; only peers' })
+    .option('overwrite', { type: 'boolean', describe: 'Replace the output file if it exists' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Show a progress bar on a terminal (--no-progress hides it)' })
+    .option('json', { type: 'boolean', describe: 'Print the result as JSON' })
+    .example('$0 get https://example.com/model.bin -O model.bin', 'through the running daemon, or an embedded node')
+    .example('$0 get https://registry/v2/x/blobs/sha256:ab… --digest sha256:ab… -O layer.tar', 'checked against its digest') as any,
+  handler: async (argv) => {
+    const request = parseGetArgs(argv)
+    const output = path.resolve(String(argv.output))
+    if (argv.overwrite !== true) {
+      const exists = await fs.stat(output).then(() => true, () => false)
+      if (exists) {
+        throw new OutputExistsError(`${output} exists; pass --overwrite to replace it`)
+      }
+    }
+    const timeoutMs = argv.timeout != null ? parseDuration(String(argv.timeout)) : undefined
+    const showProgress = argv.progress !== false && argv.json !== true && process.stderr.isTTY === true
+    const started = Date.now()
+
+    const client = await controlClient(argv)
+    let result: DownloadProgress
+    let via: 'daemon' | 'embedded'
+    try {
+      await client.get('/healthz', { signal: AbortSignal.timeout(2000) })
+      via = 'daemon'
+    } catch (err: any) {
+      if (err.name !== 'DaemonNotRunningError' && err.name !== 'TimeoutError' && err.name !== 'AbortError') {
+        throw err
+      }
+      via = 'embedded'
+    }
+
+    const bar = showProgress ? new ProgressBar() : undefined
+    try {
+      if (via === 'daemon') {
+        result = await viaDaemon(client, request, output, argv.overwrite === true, timeoutMs, bar)
+      } else {
+        result = await embedded(argv, request, output, argv.overwrite === true, timeoutMs, bar)
+      }
+    } finally {
+      bar?.stop()
+    }
+
+    const seconds = (Date.now() - started) / 1000
+    const total = result.fromPeers + result.fromOrigin
+    if (argv.json === true) {
+      printJson({ ...result, output, via, seconds })
+      return
+    }
+    print(`${output}: ${formatBytes(result.contentLength ?? 0)} in ${seconds.toFixed(1)}s (task ${result.taskId}, via ${via})`)
+    print(`from peers ${formatBytes(result.fromPeers)} (${total > 0 ? Math.round(100 * result.fromPeers / total) : 0}%), from origin ${formatBytes(result.fromOrigin)}${total === 0 ? ', already in the local store' : ''}`)
+  }
+}
+
+export function parseGetArgs (argv: Args): GetRequest {
+  let url = argv.url != null ? String(argv.url) : undefined
+  let digest = argv.digest != null ? normaliseDigest(String(argv.digest)) : undefined
+  if (url != null && /^sha256:[0-9a-fA-F]{64}$/.test(url)) {
+    digest = digest ?? normaliseDigest(url)
+    url = undefined
+  }
+  if (url != null) {
+    try {
+      const u = new URL(url)
+      if (!['http:', 'https:', 'file:'].includes(u.protocol)) {
+        throw new UsageError(`unsupported URL scheme "${u.protocol}" in ${url}; use http://, https:// or file://`)
+      }
+    } catch (err: any) {
+      if (err.name === 'UsageError') {
+        throw err
+      }
+      throw new UsageError(`"${url}" is not a URL; give an absolute URL such as https://host/path/file`)
+    }
+  }
+  const headers: Record<string, string> = {}
+  for (const h of (argv.header as string[] | undefined) ?? []) {
+    const i = h.indexOf(':')
+    if (i <= 0) {
+      throw new UsageError(`header "${h}" must be "Name: value"`)
+    }
+    headers[h.slice(0, i).trim()] = h.slice(i + 1).trim()
+  }
+  let rateBps: number | undefined
+  if (argv.limit != null) {
+    rateBps = parseByteSize(String(argv.limit))
+    if (rateBps == null) {
+      throw new UsageError(`--limit "${String(argv.limit)}" is not a rate; use bytes/s or e.g. 20MiB`)
+    }
+  }
+  return {
+    url,
+    digest,
+    headers,
+    tag: argv.tag as string | undefined,
+    application: argv.application as string | undefined,
+    filteredQueryParams: argv['filtered-query-param'] as string[] | undefined,
+    backToSource: argv['disable-back-to-source'] !== true,
+    rateBps
+  }
+}
+
+export function parseDuration (s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim())
+  if (m == null) {
+    throw new UsageError(`--timeout "${s}" is not a duration; use e.g. 500ms, 90s, 10m, 2h`)
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
+  return Math.round(Number(m[1]) * unit)
+}
+
+function timeoutError (ms: number): DownloadTimeoutError {
+  return new DownloadTimeoutError(`the download did not finish within ${ms / 1000}s (--timeout); the partial task stays in the store and a new get resumes it`)
+}
+
+async function viaDaemon (client: Awaited<ReturnType<typeof controlClient>>, request: GetRequest, output: string, overwrite: boolean, timeoutMs: number | undefined, bar?: ProgressBar): Promise<DownloadProgress> {
+  const { taskId } = await client.post('/tasks', request)
+  const signal = timeoutMs != null ? AbortSignal.timeout(timeoutMs) : undefined
+  let last: DownloadProgress | undefined
+  try {
+    for await (const p of client.events(`/tasks/${taskId}/events`, { signal })) {
+      last = p
+      bar?.update(p)
+    }
+  } catch (err: any) {
+    if (signal?.aborted === true) {
+      await client.delete(`/tasks/${taskId}`).catch(() => {})
+      throw timeoutError(timeoutMs!)
+    }
+    throw err
+  }
+  if (last == null || last.state !== 'succeeded') {
+    if (last?.error != null) {
+      throw new RemoteDownloadError(last.error.name, last.error.message)
+    }
+    throw new RemoteDownloadError('DownloadCancelledError', `the download ended as ${last?.state ?? 'unknown'}`)
+  }
+  await client.post(`/tasks/${taskId}/export`, { output, overwrite })
+  return last
+}
+
+async function embedded (argv: Args, request: GetRequest, output: string, overwrite: boolean, timeoutMs: number | undefined, bar?: ProgressBar): Promise<DownloadProgress> {
+  const config = await nodeConfig(argv)
+  // an embedded node must not take the daemon's fixed port
+  config.listen = config.listen.map(a => a.replace(/\/tcp\/\d+/, '/tcp/0').replace(/\/udp\/\d+/, '/udp/0'))
+  const node = await createDamselfly({ config })
+  try {
+    if (config.swarm.bootstrap.length > 0) {
+      const deadline = Date.now() + EMBEDDED_JOIN_WAIT_MS
+      while (Date.now() < deadline && (node.status().peers === 0 || node.status().members === 0)) {
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+    const d = node.service.get(request)
+    const onProgress = (): void => { bar?.update(d.progress()) }
+    d.addEventListener('progress', onProgress)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      if (timeoutMs != null) {
+        timer = setTimeout(() => { d.cancel(); reject(timeoutError(timeoutMs)) }, timeoutMs)
+      }
+    })
+    try {
+      await Promise.race([d.done, timedOut])
+    } finally {
+      clearTimeout(timer)
+      d.removeEventListener('progress', onProgress)
+    }
+    await node.service.export(d.request.taskId, output, { overwrite })
+    return d.progress()
+  } finally {
+    await node.stop()
+  }
+}
+
+class ProgressBar {
+  private readonly bar: cliProgress.SingleBar
+  private started = false
+  private readonly samples: Array<[number, number]> = []
+
+  constructor () {
+    this.bar = new cliProgress.SingleBar({
+      format: ' {bar} {percentage}% | {done}/{size} | {rate}/s | ETA {etaText} | peers {peers} origin {origin}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false
+    }, cliProgress.Presets.shades_classic)
+  }
+
+  update (p: DownloadProgress): void {
+    const total = p.contentLength ?? 0
+    const now = Date.now()
+    this.samples.push([now, p.bytesDone])
+    while (this.samples.length > 2 && now - this.samples[0][0] > 3000) {
+      this.samples.shift()
+    }
+    const [t0, b0] = this.samples[0]
+    const rate = now > t0 ? (p.bytesDone - b0) / ((now - t0) / 1000) : 0
+    const payload = {
+      done: formatBytes(p.bytesDone),
+      size: formatBytes(total),
+      rate: formatBytes(Math.round(rate)),
+      etaText: rate > 0 ? `${Math.ceil((total - p.bytesDone) / rate)}s` : '-',
+      peers: formatBytes(p.fromPeers),
+      origin: formatBytes(p.fromOrigin)
+    }
+    if (!this.started) {
+      this.bar.start(Math.max(total, 1), p.bytesDone, payload)
+      this.started = true
+    } else {
+      this.bar.setTotal(Math.max(total, 1))
+      this.bar.update(p.bytesDone, payload)
+    }
+  }
+
+  stop (): void {
+    if (this.started) {
+      this.bar.stop()
+    }
+  }
+}
+

@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface DemoOrigin {
+  url: string
+  /** body bytes sent so far */
+  bytesSent(): number
+  requests(): number
+  close(): Promise<void>
+}
+
+/**
+ * A small HTTP origin for the demo: serves one file with ETag and Range
+ * support, and counts the body bytes it sends (the origin egress).
+ */
+export async function startOrigin (file: string, name = 'file.bin'): Promise<DemoOrigin> {
+  const size = (await fs.promises.stat(file)).size
+  const etag = `"${createHash('sha256').update(`${file}:${size}`).digest('hex').slice(0, 16)}"`
+  let sent = 0
+  let requests = 0
+  const server = http.createServer((req, res) => {
+    requests++
+    if (req.url !== `/${name}`) {
+      res.writeHead(404).end()
+      return
+    }
+    let start = 0
+    let end = size - 1
+    let status = 200
+    const range = req.headers.range
+    const ifRange = req.headers['if-range']
+    if (range != null && (ifRange == null || ifRange === etag)) {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(range)
+      if (m != null) {
+        if (m[1] === '') {
+          start = Math.max(0, size - Number(m[2]))
+        } else {
+          start = Number(m[1])
+          end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
+        }
+        if (start > end || start >= size) {
+          res.writeHead(416, { 'content-range': `bytes */${size}` }).end()
+          return
+        }
+        status = 206
+      }
+    }
+    const headers: http.OutgoingHttpHeaders = { 'content-length': end - start + 1, etag, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
+    if (status === 206) {
+      headers['content-range'] = `bytes ${start}-${end}/${size}`
+    }
+    res.writeHead(status, headers)
+    if (req.method === 'HEAD') {
+      res.end()
+      return
+    }
+    const stream = fs.createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })
+    stream.on('data', (chunk) => { sent += chunk.length })
+    stream.pipe(res)
+    res.on('close', () => stream.destroy())
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/${name}`,
+    bytesSent: () => sent,
+    requests: () => requests,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => { resolve() }))
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/** Pieces requested from one parent at once: enough to keep a 1 MiB-piece pipe full on a LAN without hogging one parent */
+export const DEFAULT_PARENT_PIPELINE = 4
+
+/** Pieces per request to a parent (one stream carries them pipelined) */
+export const DEFAULT_PIECES_PER_REQUEST = 2
+
+/**
+ * Concurrent origin range requests of one download. One: the grant is
+ * confirmed with the tracker before each run, so a stripe another peer took
+ * over meanwhile is not fetched twice; several source peers still read the
+ * origin in parallel.
+ */
+export const DEFAULT_ORIGIN_CONCURRENCY = 1
+
+/** Most pieces in one origin range request: long ranges read the origin efficiently, short ones spread pieces sooner */
+export const DEFAULT_ORIGIN_RUN_PIECES = 4
+
+/** How long reports of finished pieces are batched before they go to the tracker */
+export const DEFAULT_REPORT_DELAY_MS = 100
+
+/** With nothing to do, announce again this soon (not waiting a whole interval) to learn of new pieces */
+export const DEFAULT_IDLE_ANNOUNCE_MS = 100
+
+/** No piece finished for this long, and no parent has what we miss: fetch it from the origin ourselves */
+export const DEFAULT_STALL_MS = 10_000
+
+/** A parent that answered busy is not asked again for this long */
+export const DEFAULT_BUSY_BACKOFF_MS = 500
+
+/** A parent that failed this many requests in a row rests for DEFAULT_PARENT_REST_MS */
+export const DEFAULT_PARENT_MAX_FAILURES = 3
+export const DEFAULT_PARENT_REST_MS = 5_000
+
+/** Interval between announces when the tracker gives none */
+export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000
+
+/** A finished or imported task is announced as a seed for this long */
+export const DEFAULT_SEED_ANNOUNCE_MS = 30 * 60_000
+
+/** With back-to-source disabled and no peer holding a missing piece, give up after this long */
+export const DEFAULT_NO_SOURCE_TIMEOUT_MS = 60_000

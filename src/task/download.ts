@@ -1,0 +1,740 @@
+import { createHash } from 'node:crypto'
+import { TypedEventEmitter } from 'main-event'
+import { PiecePicker, Blocklist } from '../scheduler/index.ts'
+import { DigestMismatchError } from '../storage/index.ts'
+import { Bitfield } from '../utils/bitfield.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
+import { DownloadCancelledError, NoSourceError } from './engine-errors.ts'
+import { choosePieceSize, pieceRange } from './piece-size.ts'
+import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
+import type { SourceRegistry } from '../source/index.ts'
+import type { FsPieceStore, TaskMetadata } from '../storage/index.ts'
+import type { FetchOptions, FetchResult, TokenBucket } from '../transfer/index.ts'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+
+export type DownloadState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled'
+
+export interface DownloadRequest {
+  taskId: string
+  /** the origin; absent for a task known only by its digest */
+  url?: string
+  /** whole-file digest `sha256:<hex>`, checked when the last piece is in */
+  digest?: string
+  /** headers sent to the origin */
+  headers?: Record<string, string>
+  /** may this node fetch from the origin @default true */
+  backToSource?: boolean
+  /** per-task download limit */
+  rateLimit?: TokenBucket
+}
+
+export interface DownloadProgress {
+  taskId: string
+  url?: string
+  state: DownloadState
+  contentLength?: number
+  pieceCount?: number
+  piecesDone: number
+  bytesDone: number
+  /** bytes of this download that came from peers */
+  fromPeers: number
+  /** bytes of this download that came from the origin */
+  fromOrigin: number
+  parents: number
+  tracker?: string
+  startedAt: number
+  elapsedMs: number
+  error?: { name: string, message: string }
+}
+
+export interface DownloadEvents {
+  progress: CustomEvent<DownloadProgress>
+  state: CustomEvent<DownloadProgress>
+}
+
+export interface DownloadContext {
+  store: FsPieceStore
+  sources: SourceRegistry
+  tracker: TrackerPort
+  selfPeerId: string
+  logger: ComponentLogger
+  fetchPieces(peerId: string, addrs: string[], taskId: string, indexes: number[], options: FetchOptions): Promise<FetchResult[]>
+  /** node-wide counters updated as bytes arrive */
+  onBytes(source: 'peer' | 'origin', n: number): void
+}
+
+interface ParentState {
+  peerId: string
+  addrs: string[]
+  have: Bitfield
+  inflight: number
+  failures: number
+  restUntil: number
+  bytes: number
+}
+
+const ORIGIN = 'origin'
+
+/**
+ * One download: a state machine (pending → running → succeeded | failed |
+ * cancelled) that asks the tracker for metadata, parents and source grants,
+ * pulls pieces from several parents at once (rarest first, pipelined), fetches
+ * its granted pieces from the origin, reports what it holds, and falls back to
+ * the origin only for what no peer can give.
+ */
+export class Download extends TypedEventEmitter<DownloadEvents> {
+  public readonly request: DownloadRequest
+  public state: DownloadState = 'pending'
+  public readonly done: Promise<TaskMetadata>
+  private readonly ctx: DownloadContext
+  private readonly log: Logger
+  private readonly controller = new AbortController()
+  private readonly picker = new PiecePicker()
+  private readonly blocklist = new Blocklist()
+  private readonly parents = new Map<string, ParentState>()
+  /** pieces in flight: index → parents (or 'origin') */
+  private readonly inflight = new Map<number, Set<string>>()
+  /** pieces the tracker wants this node to fetch from the origin (its whole current grant) */
+  private trackerGrants = new Set<number>()
+  /** pieces this node takes from the origin on its own: no tracker, or stalled */
+  private readonly selfGrants = new Set<number>()
+  private readonly sourceOf = new Map<number, string>()
+  private readonly pendingReports = new Map<number, Uint8Array>()
+  /** pieces being written right now (end-game can deliver one twice) */
+  private readonly storing = new Set<number>()
+  private trackerKnows: boolean[] = []
+  private meta?: TaskMetadata
+  private tracker?: string
+  private noTracker = false
+  private announcing = false
+  private nextAnnounceAt = 0
+  private intervalMs = DEFAULT_ANNOUNCE_INTERVAL_MS
+  private originRuns = 0
+  /** bumped by every announce answer; a tracker grant is used for one origin run, then confirmed again */
+  private grantEpoch = 0
+  private grantEpochUsed = -1
+  private lastProgressAt = Date.now()
+  private reportTimer?: ReturnType<typeof setTimeout>
+  private wake?: () => void
+  private fatal?: Error
+  private readonly startedAt = Date.now()
+  private fromPeers = 0
+  private fromOrigin = 0
+  private finishedAt?: number
+
+  constructor (ctx: DownloadContext, request: DownloadRequest) {
+    super()
+    this.ctx = ctx
+    this.request = { backToSource: true, ...request }
+    this.log = ctx.logger.forComponent(`damselfly:task:${request.taskId.slice(0, 8)}`)
+    this.done = this.run()
+    // the caller may never await `done` (e.g. a cancelled download in the daemon)
+    this.done.catch(() => {})
+  }
+
+  cancel (): void {
+    if (this.state === 'pending' || this.state === 'running') {
+      this.controller.abort(new DownloadCancelledError(`the download of task ${this.request.taskId} was cancelled`))
+      this.wakeUp()
+    }
+  }
+
+  progress (): DownloadProgress {
+    const meta = this.meta
+    let piecesDone = 0
+    let bytesDone = 0
+    if (meta != null) {
+      const have = this.haveBitfield()
+      piecesDone = have.count()
+      bytesDone = this.state === 'succeeded' ? meta.contentLength : Math.min(meta.contentLength, piecesDone * meta.pieceSize)
+    }
+    return {
+      taskId: this.request.taskId,
+      url: this.request.url,
+      state: this.state,
+      contentLength: meta?.contentLength,
+      pieceCount: meta?.pieceCount,
+      piecesDone,
+      bytesDone,
+      fromPeers: this.fromPeers,
+      fromOrigin: this.fromOrigin,
+      parents: this.parents.size,
+      tracker: this.tracker,
+      startedAt: this.startedAt,
+      elapsedMs: (this.finishedAt ?? Date.now()) - this.startedAt,
+      error: this.fatal != null && this.state === 'failed' ? { name: this.fatal.name, message: this.fatal.message } : undefined
+    }
+  }
+
+  private setState (state: DownloadState): void {
+    this.log('%s → %s', this.state, state)
+    this.state = state
+    if (state !== 'running' && state !== 'pending') {
+      this.finishedAt = Date.now()
+    }
+    this.safeDispatchEvent('state', { detail: this.progress() })
+  }
+
+  private async run (): Promise<TaskMetadata> {
+    await Promise.resolve()
+    this.setState('running')
+    try {
+      await this.prepare()
+      while (!this.complete()) {
+        this.throwIfStopped()
+        this.step()
+        await this.sleep()
+      }
+      this.throwIfStopped()
+      await this.flushReports()
+      await this.verifyDigest()
+      this.setState('succeeded')
+      return this.ctx.store.getTask(this.request.taskId)!
+    } catch (err: any) {
+      const error = this.controller.signal.aborted && this.fatal == null ? this.controller.signal.reason : err
+      this.fatal = error
+      this.controller.abort(error)
+      this.setState(error?.name === 'DownloadCancelledError' ? 'cancelled' : 'failed')
+      if (this.tracker != null) {
+        this.ctx.tracker.leave(this.tracker, this.request.taskId).catch(() => {})
+      }
+      throw error
+    } finally {
+      clearTimeout(this.reportTimer)
+    }
+  }
+
+  private throwIfStopped (): void {
+    if (this.fatal != null) {
+      throw this.fatal
+    }
+    if (this.controller.signal.aborted) {
+      throw this.controller.signal.reason
+    }
+  }
+
+  private complete (): boolean {
+    return this.meta != null && this.ctx.store.isComplete(this.request.taskId)
+  }
+
+  private haveBitfield (): Bitfield {
+    return Bitfield.from(this.ctx.store.have(this.request.taskId), this.meta!.pieceCount)
+  }
+
+  private metaInfo (): TaskMetaInfo | undefined {
+    const m = this.meta
+    if (m == null) {
+      return undefined
+    }
+    return { contentLength: m.contentLength, pieceSize: m.pieceSize, etag: m.etag, lastModified: m.lastModified, url: m.url, digest: m.digest }
+  }
+
+  /**
+   * Metadata: from the local store, the tracker, or an origin stat
+   */
+  private async prepare (): Promise<void> {
+    const { store } = this.ctx
+    this.meta = store.getTask(this.request.taskId)
+    if (this.meta?.state === 'failed') {
+      // a task that failed before (e.g. disk full) resumes with what it has
+      await store.setState(this.request.taskId, 'partial')
+      this.meta = store.getTask(this.request.taskId)
+    }
+    if (this.complete()) {
+      return
+    }
+    let res = await this.tryAnnounce()
+    if (this.meta == null && res?.meta != null) {
+      await this.createTask(res.meta)
+    }
+    if (this.meta == null) {
+      await this.statOrigin()
+      if (!this.noTracker) {
+        res = await this.tryAnnounce()
+      }
+    }
+    if (res != null) {
+      await this.apply(res)
+    }
+    this.nextAnnounceAt = Date.now() + this.intervalMs
+  }
+
+  private async statOrigin (): Promise<void> {
+    const url = this.request.url
+    if (url == null) {
+      throw new NoSourceError(`no tracker knows task ${this.request.taskId} and it has no origin URL; give the URL, or check that a node holding it is in the swarm (damselfly doctor)`)
+    }
+    const stat = await this.ctx.sources.stat(url, { headers: this.request.headers, signal: this.controller.signal })
+    await this.createTask({ contentLength: stat.contentLength, pieceSize: choosePieceSize(stat.contentLength), etag: stat.etag, lastModified: stat.lastModified, url, digest: this.request.digest })
+  }
+
+  private async createTask (info: TaskMetaInfo): Promise<void> {
+    this.meta = await this.ctx.store.createTask({
+      taskId: this.request.taskId,
+      contentLength: info.contentLength,
+      pieceSize: info.pieceSize,
+      url: this.request.url ?? info.url,
+      digest: this.request.digest ?? info.digest,
+      etag: info.etag,
+      lastModified: info.lastModified
+    }, { signal: this.controller.signal })
+  }
+
+  private async tryAnnounce (): Promise<AnnounceResult | undefined> {
+    try {
+      const res = await this.ctx.tracker.announce({
+        taskId: this.request.taskId,
+        url: this.request.url,
+        digest: this.request.digest,
+        meta: this.metaInfo(),
+        have: this.meta != null ? this.haveBitfield() : undefined,
+        wantGrant: this.request.backToSource === true && this.request.url != null
+      }, { signal: this.controller.signal })
+      if (this.noTracker) {
+        this.log('tracker %s reachable again', res.tracker)
+      }
+      this.noTracker = false
+      if (res.status === 'refused') {
+        this.log('tracker %s refused: %s', res.tracker, res.message)
+      }
+      return res
+    } catch (err: any) {
+      if (this.controller.signal.aborted) {
+        throw this.controller.signal.reason
+      }
+      if (!this.noTracker) {
+        this.log.error('no tracker reachable for task %s: %s; going on with the origin', this.request.taskId, err.message)
+      }
+      this.noTracker = true
+      return undefined
+    }
+  }
+
+  /**
+   * Take in an announce answer: digests, parents, grants
+   */
+  private async apply (res: AnnounceResult): Promise<void> {
+    const meta = this.meta
+    if (meta == null) {
+      return
+    }
+    if (this.tracker != null && this.tracker !== res.tracker) {
+      this.log('tracker changed %s → %s', this.tracker, res.tracker)
+      this.trackerKnows = []
+    }
+    this.tracker = res.tracker
+    this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS
+
+    if (res.meta != null && (res.meta.contentLength !== meta.contentLength || res.meta.pieceSize !== meta.pieceSize)) {
+      throw new DigestMismatchError(`the tracker describes task ${meta.taskId} as ${res.meta.contentLength} bytes in ${res.meta.pieceSize}-byte pieces, but this node has ${meta.contentLength} in ${meta.pieceSize}; the file changed at the origin — remove the task (damselfly export/import) or retry later`)
+    }
+
+    const digests = res.digests ?? []
+    const learned: Array<string | undefined> = meta.pieceDigests.slice()
+    let changed = false
+    this.trackerKnows = Array.from({ length: meta.pieceCount }, (_, i) => digests[i] != null && digests[i]!.byteLength === 32)
+    for (let i = 0; i < meta.pieceCount; i++) {
+      const d = digests[i]
+      if (d != null && d.byteLength === 32 && learned[i] == null) {
+        learned[i] = Buffer.from(d).toString('hex')
+        changed = true
+      }
+    }
+    if (changed) {
+      await this.ctx.store.setPieceDigests(meta.taskId, learned)
+      this.meta = this.ctx.store.getTask(meta.taskId)
+    }
+
+    const now = Date.now()
+    const seen = new Set<string>()
+    for (const p of res.parents) {
+      if (p.peerId === this.ctx.selfPeerId || this.blocklist.isBlocked(p.peerId, now)) {
+        continue
+      }
+      seen.add(p.peerId)
+      const known = this.parents.get(p.peerId)
+      if (known != null) {
+        known.have = p.have
+        known.addrs = p.addrs
+      } else {
+        this.parents.set(p.peerId, { peerId: p.peerId, addrs: p.addrs, have: p.have, inflight: 0, failures: 0, restUntil: 0, bytes: 0 })
+      }
+    }
+    for (const [id, p] of this.parents) {
+      if (!seen.has(id) && p.inflight === 0) {
+        this.parents.delete(id)
+      }
+    }
+
+    const have = this.haveBitfield()
+    // each answer carries our whole current grant: pieces missing from it were moved to another peer
+    this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
+    this.grantEpoch++
+
+    // pieces we hold whose digest the tracker does not know yet (ours from the
+    // origin, or a tracker that took over): report them
+    for (let i = 0; i < meta.pieceCount; i++) {
+      if (have.get(i) && !this.trackerKnows[i] && this.meta!.pieceDigests[i] != null) {
+        this.pendingReports.set(i, Buffer.from(this.meta!.pieceDigests[i]!, 'hex'))
+      }
+    }
+    if (this.pendingReports.size > 0) {
+      this.scheduleReport()
+    }
+  }
+
+  /**
+   * Start whatever work can start now
+   */
+  private step (): void {
+    const now = Date.now()
+    if (!this.announcing && now >= this.nextAnnounceAt) {
+      this.announcing = true
+      this.tryAnnounce()
+        .then(async (res) => { if (res != null) { await this.apply(res) } })
+        .catch((err) => { this.fatal ??= err })
+        .finally(() => {
+          this.announcing = false
+          this.nextAnnounceAt = Date.now() + this.intervalMs
+          this.wakeUp()
+        })
+    }
+    this.fallBackToSource(now)
+    this.startOriginWork()
+    const started = this.startPeerWork(now)
+    if (!started && this.originRuns === 0 && !this.announcing) {
+      // idle: ask again soon rather than a whole interval later
+      this.nextAnnounceAt = Math.min(this.nextAnnounceAt, now + DEFAULT_IDLE_ANNOUNCE_MS)
+    }
+  }
+
+  private fallBackToSource (now: number): void {
+    const meta = this.meta!
+    const canUseOrigin = this.request.backToSource === true && this.request.url != null
+    const stalled = now - this.lastProgressAt > DEFAULT_STALL_MS
+    if (!this.noTracker && !stalled) {
+      return
+    }
+    if (!canUseOrigin) {
+      if (now - this.lastProgressAt > DEFAULT_NO_SOURCE_TIMEOUT_MS && this.inflight.size === 0) {
+        this.fatal ??= new NoSourceError(`no peer gave a piece of task ${meta.taskId} for ${Math.round(DEFAULT_NO_SOURCE_TIMEOUT_MS / 1000)} s and back-to-source is disabled; allow the origin, or check the swarm with damselfly doctor`)
+      }
+      return
+    }
+    const have = this.haveBitfield()
+    let added = 0
+    for (let i = 0; i < meta.pieceCount; i++) {
+      if (have.get(i) || this.trackerGrants.has(i) || this.selfGrants.has(i) || this.inflight.has(i)) {
+        continue
+      }
+      // while the tracker answers, only take what no parent can give
+      if (!this.noTracker && [...this.parents.values()].some(p => p.have.get(i))) {
+        continue
+      }
+      this.selfGrants.add(i)
+      added++
+    }
+    if (added > 0) {
+      this.log('back to source for %d pieces no peer can give (%s)', added, this.noTracker ? 'no tracker reachable' : 'stalled')
+      this.lastProgressAt = now
+    }
+  }
+
+  private startOriginWork (): void {
+    const meta = this.meta!
+    if ((this.trackerGrants.size === 0 && this.selfGrants.size === 0) || this.request.url == null) {
+      return
+    }
+    const have = this.haveBitfield()
+    // a tracker grant may shrink as other peers take stripes of it: use it for
+    // one run, then ask again before the next (self grants need no confirmation)
+    const fresh = this.grantEpoch > this.grantEpochUsed
+    const granted = fresh ? [...this.trackerGrants, ...this.selfGrants] : [...this.selfGrants]
+    const todo = [...new Set(granted)].filter(i => !have.get(i) && !this.inflight.has(i)).sort((a, b) => a - b)
+    while (this.originRuns < DEFAULT_ORIGIN_CONCURRENCY && todo.length > 0) {
+      const run = [todo.shift()!]
+      while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < DEFAULT_ORIGIN_RUN_PIECES) {
+        run.push(todo.shift()!)
+      }
+      for (const i of run) {
+        this.inflight.set(i, new Set([ORIGIN]))
+      }
+      if (run.some(i => this.trackerGrants.has(i))) {
+        this.grantEpochUsed = this.grantEpoch
+      }
+      this.originRuns++
+      this.fetchFromOrigin(meta, run)
+        .catch((err) => {
+          if (!this.controller.signal.aborted) {
+            this.fatal ??= err
+          }
+        })
+        .finally(() => {
+          this.originRuns--
+          for (const i of run) {
+            this.inflight.delete(i)
+          }
+          // confirm what is left of the grant right away
+          this.nextAnnounceAt = Math.min(this.nextAnnounceAt, Date.now())
+          this.wakeUp()
+        })
+    }
+  }
+
+  private async fetchFromOrigin (meta: TaskMetadata, run: number[]): Promise<void> {
+    const first = pieceRange(run[0], meta.contentLength, meta.pieceSize)
+    const last = pieceRange(run[run.length - 1], meta.contentLength, meta.pieceSize)
+    let index = run[0]
+    let piece = new Uint8Array(pieceRange(index, meta.contentLength, meta.pieceSize).length)
+    let filled = 0
+    for await (const chunk of this.ctx.sources.readRange(this.request.url!, {
+      start: first.start,
+      end: last.end,
+      headers: this.request.headers,
+      validator: meta.etag != null || meta.lastModified != null ? { etag: meta.etag, lastModified: meta.lastModified } : undefined,
+      signal: this.controller.signal
+    })) {
+      let offset = 0
+      while (offset < chunk.byteLength) {
+        const n = Math.min(piece.byteLength - filled, chunk.byteLength - offset)
+        piece.set(chunk.subarray(offset, offset + n), filled)
+        filled += n
+        offset += n
+        if (filled === piece.byteLength) {
+          await this.request.rateLimit?.take(piece.byteLength, { signal: this.controller.signal })
+          await this.ctx.store.put(meta.taskId, index, piece, { signal: this.controller.signal })
+          this.pieceDone(index, ORIGIN, piece.byteLength)
+          index++
+          if (index <= run[run.length - 1]) {
+            piece = new Uint8Array(pieceRange(index, meta.contentLength, meta.pieceSize).length)
+            filled = 0
+          }
+        }
+      }
+    }
+  }
+
+  private startPeerWork (now: number): boolean {
+    const meta = this.meta!
+    if (this.parents.size === 0) {
+      return false
+    }
+    const have = this.haveBitfield()
+    const usable = new Map<string, Bitfield>()
+    const capacity = new Map<string, number>()
+    for (const p of this.parents.values()) {
+      if (p.restUntil > now || this.blocklist.isBlocked(p.peerId, now)) {
+        continue
+      }
+      // only pieces whose digest we know can be verified, so only those are asked for
+      const view = p.have.clone()
+      for (const i of view.indexes()) {
+        if (meta.pieceDigests[i] == null) {
+          view.clear(i)
+        }
+      }
+      usable.set(p.peerId, view)
+      capacity.set(p.peerId, Math.max(0, DEFAULT_PARENT_PIPELINE - p.inflight))
+    }
+    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight: this.inflight, parents: usable, capacity, rng: Math.random })
+    if (assignments.length === 0) {
+      return false
+    }
+    const byParent = new Map<string, number[]>()
+    for (const a of assignments) {
+      byParent.set(a.peerId, [...(byParent.get(a.peerId) ?? []), a.index])
+    }
+    for (const [peerId, indexes] of byParent) {
+      for (let i = 0; i < indexes.length; i += DEFAULT_PIECES_PER_REQUEST) {
+        this.fetchFromParent(this.parents.get(peerId)!, indexes.slice(i, i + DEFAULT_PIECES_PER_REQUEST))
+      }
+    }
+    return true
+  }
+
+  private fetchFromParent (parent: ParentState, indexes: number[]): void {
+    const meta = this.meta!
+    parent.inflight += indexes.length
+    for (const i of indexes) {
+      const set = this.inflight.get(i) ?? new Set()
+      set.add(parent.peerId)
+      this.inflight.set(i, set)
+    }
+    const release = (i: number): void => {
+      const set = this.inflight.get(i)
+      set?.delete(parent.peerId)
+      if (set?.size === 0) {
+        this.inflight.delete(i)
+      }
+    }
+    const started = Date.now()
+    this.ctx.fetchPieces(parent.peerId, parent.addrs, meta.taskId, indexes, {
+      signal: this.controller.signal,
+      rateLimit: this.request.rateLimit,
+      expected: (i) => ({ length: pieceRange(i, meta.contentLength, meta.pieceSize).length, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') }),
+      onPiece: async (i, bytes) => {
+        if (this.storing.has(i) || this.ctx.store.has(meta.taskId, i)) {
+          return
+        }
+        this.storing.add(i)
+        try {
+          await this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: meta.pieceDigests[i], signal: this.controller.signal })
+        } finally {
+          this.storing.delete(i)
+        }
+        parent.bytes += bytes.byteLength
+        this.pieceDone(i, parent.peerId, bytes.byteLength)
+      }
+    })
+      .then((results) => { this.onFetchResults(parent, results, Date.now() - started) })
+      .catch((err) => {
+        if (!this.controller.signal.aborted) {
+          this.log('fetch from %s failed - %s', parent.peerId, err.message)
+          this.parentFailed(parent)
+        }
+      })
+      .finally(() => {
+        parent.inflight -= indexes.length
+        indexes.forEach(release)
+        this.wakeUp()
+      })
+  }
+
+  private onFetchResults (parent: ParentState, results: FetchResult[], _ms: number): void {
+    const now = Date.now()
+    for (const r of results) {
+      switch (r.status) {
+        case 'ok':
+          parent.failures = 0
+          break
+        case 'dont-have':
+          parent.have.clear(r.index)
+          break
+        case 'busy':
+          parent.restUntil = now + DEFAULT_BUSY_BACKOFF_MS
+          break
+        case 'unknown-task':
+          this.parents.delete(parent.peerId)
+          break
+        case 'bad-digest':
+          this.log.error('parent %s sent a bad piece %d of task %s; reporting it', parent.peerId, r.index, this.request.taskId)
+          if (this.blocklist.reportBadPiece(parent.peerId, now)) {
+            this.parents.delete(parent.peerId)
+          }
+          parent.have.clear(r.index)
+          if (this.tracker != null) {
+            this.ctx.tracker.reportBadPeer(this.tracker, this.request.taskId, parent.peerId, r.index).catch(() => {})
+          }
+          break
+        default:
+          if (!this.controller.signal.aborted && r.error?.name !== 'StorageFullError') {
+            this.parentFailed(parent)
+          } else if (r.error != null) {
+            this.fatal ??= r.error
+          }
+      }
+    }
+  }
+
+  private parentFailed (parent: ParentState): void {
+    parent.failures++
+    if (parent.failures >= DEFAULT_PARENT_MAX_FAILURES) {
+      parent.restUntil = Date.now() + DEFAULT_PARENT_REST_MS
+      parent.failures = 0
+    }
+  }
+
+  private pieceDone (index: number, source: string, bytes: number): void {
+    this.lastProgressAt = Date.now()
+    this.trackerGrants.delete(index)
+    this.selfGrants.delete(index)
+    this.sourceOf.set(index, source)
+    if (source === ORIGIN) {
+      this.fromOrigin += bytes
+      this.ctx.onBytes('origin', bytes)
+    } else {
+      this.fromPeers += bytes
+      this.ctx.onBytes('peer', bytes)
+    }
+    const digest = this.ctx.store.getTask(this.request.taskId)?.pieceDigests[index]
+    if (digest != null) {
+      this.meta = this.ctx.store.getTask(this.request.taskId)
+      this.pendingReports.set(index, Buffer.from(digest, 'hex'))
+      this.scheduleReport()
+    }
+    this.safeDispatchEvent('progress', { detail: this.progress() })
+    this.wakeUp()
+  }
+
+  private scheduleReport (): void {
+    if (this.reportTimer != null || this.tracker == null) {
+      return
+    }
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined
+      void this.flushReports()
+    }, DEFAULT_REPORT_DELAY_MS)
+  }
+
+  private async flushReports (): Promise<void> {
+    if (this.tracker == null || this.pendingReports.size === 0) {
+      return
+    }
+    const batch = [...this.pendingReports].map(([index, digest]) => ({ index, digest }))
+    this.pendingReports.clear()
+    try {
+      await this.ctx.tracker.report(this.tracker, this.request.taskId, batch)
+      for (const { index } of batch) {
+        this.trackerKnows[index] = true
+      }
+    } catch (err: any) {
+      this.log('could not report %d pieces to %s - %s', batch.length, this.tracker, err.message)
+      for (const { index, digest } of batch) {
+        this.pendingReports.set(index, digest)
+      }
+    }
+  }
+
+  /**
+   * With a whole-file digest, hash the finished task; on a mismatch say which
+   * sources gave which pieces, and drop the task so nobody is served it
+   */
+  private async verifyDigest (): Promise<void> {
+    const digest = this.meta?.digest ?? this.request.digest
+    if (digest == null) {
+      return
+    }
+    const meta = this.ctx.store.getTask(this.request.taskId)!
+    const hash = createHash('sha256')
+    for (let i = 0; i < meta.pieceCount; i++) {
+      hash.update(await this.ctx.store.get(meta.taskId, i, { signal: this.controller.signal }))
+    }
+    const actual = `sha256:${hash.digest('hex')}`
+    if (actual !== digest.toLowerCase()) {
+      const sources = new Map<string, number[]>()
+      for (const [i, s] of this.sourceOf) {
+        sources.set(s, [...(sources.get(s) ?? []), i])
+      }
+      const detail = [...sources].map(([s, list]) => `${s}: ${list.length} pieces`).join('; ')
+      this.log.error('task %s: expected %s, got %s; pieces came from %s', meta.taskId, digest, actual, detail)
+      await this.ctx.store.delete(meta.taskId)
+      throw new DigestMismatchError(`the downloaded file does not match the expected digest: expected ${digest}, got ${actual} (pieces from ${detail === '' ? 'the local store' : detail}); the task was dropped — check the --digest value or the origin`)
+    }
+  }
+
+  private async sleep (): Promise<void> {
+    const wait = Math.max(10, Math.min(this.nextAnnounceAt - Date.now(), DEFAULT_STALL_MS))
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(() => { this.wake = undefined; resolve() }, wait)
+      this.wake = () => {
+        clearTimeout(timer)
+        this.wake = undefined
+        resolve()
+      }
+    })
+  }
+
+  private wakeUp (): void {
+    this.wake?.()
+  }
+}

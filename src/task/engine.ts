@@ -1,0 +1,191 @@
+import { Bitfield } from '../utils/bitfield.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
+import { Download } from './download.ts'
+import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
+import type { TrackerPort } from './tracker-port.ts'
+import type { FsPieceStore } from '../storage/index.ts'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+
+export interface EngineInit extends Omit<DownloadContext, 'onBytes'> {
+  /** announce the task in the DHT once it is complete */
+  provide?(taskId: string): Promise<void>
+  /** how long a finished task is announced to its tracker as a seed @default 30 min */
+  seedAnnounceMs?: number
+}
+
+export interface EngineStats {
+  /** bytes received from peers by all downloads of this node */
+  bytesFromPeers: number
+  /** bytes received from origins by all downloads of this node */
+  bytesFromOrigin: number
+  downloads: { running: number, succeeded: number, failed: number, cancelled: number }
+  seeding: number
+}
+
+interface Seed {
+  until: number
+  timer?: ReturnType<typeof setTimeout>
+  tracker?: string
+}
+
+/**
+ * Runs the downloads of a node: one Download per task (concurrent requests
+ * for the same task share it), and keeps finished or imported tasks
+ * announced to their tracker as seeds for a while so others are sent here.
+ */
+export class Engine {
+  private readonly init: EngineInit
+  private readonly ctx: DownloadContext
+  private readonly log: Logger
+  private readonly downloads = new Map<string, Download>()
+  private readonly seeds = new Map<string, Seed>()
+  private readonly counts = { succeeded: 0, failed: 0, cancelled: 0 }
+  private bytesFromPeers = 0
+  private bytesFromOrigin = 0
+  private stopped = false
+
+  constructor (init: EngineInit) {
+    this.init = init
+    this.log = init.logger.forComponent('damselfly:task:engine')
+    this.ctx = {
+      ...init,
+      onBytes: (source, n) => {
+        if (source === 'peer') {
+          this.bytesFromPeers += n
+        } else {
+          this.bytesFromOrigin += n
+        }
+      }
+    }
+  }
+
+  get store (): FsPieceStore {
+    return this.init.store
+  }
+
+  get tracker (): TrackerPort {
+    return this.init.tracker
+  }
+
+  /**
+   * Start (or join) the download of a task
+   */
+  download (request: DownloadRequest): Download {
+    const running = this.downloads.get(request.taskId)
+    if (running != null && (running.state === 'pending' || running.state === 'running')) {
+      return running
+    }
+    const d = new Download(this.ctx, request)
+    this.downloads.set(request.taskId, d)
+    d.done.then(() => {
+      this.counts.succeeded++
+      this.seed(request.taskId)
+      this.init.provide?.(request.taskId).catch((err) => { this.log('could not provide %s in the DHT - %s', request.taskId, err.message) })
+    }, () => {
+      if (d.state === 'cancelled') {
+        this.counts.cancelled++
+      } else {
+        this.counts.failed++
+      }
+    })
+    return d
+  }
+
+  get (taskId: string): Download | undefined {
+    return this.downloads.get(taskId)
+  }
+
+  list (): DownloadProgress[] {
+    return [...this.downloads.values()].map(d => d.progress())
+  }
+
+  cancel (taskId: string): boolean {
+    const d = this.downloads.get(taskId)
+    if (d == null || (d.state !== 'running' && d.state !== 'pending')) {
+      return false
+    }
+    d.cancel()
+    return true
+  }
+
+  stats (): EngineStats {
+    const running = [...this.downloads.values()].filter(d => d.state === 'running' || d.state === 'pending').length
+    return {
+      bytesFromPeers: this.bytesFromPeers,
+      bytesFromOrigin: this.bytesFromOrigin,
+      downloads: { running, ...this.counts },
+      seeding: this.seeds.size
+    }
+  }
+
+  /**
+   * Announce a complete task to its tracker as a seed, now and every
+   * interval, for `seedAnnounceMs`
+   */
+  seed (taskId: string): void {
+    if (this.stopped) {
+      return
+    }
+    const known = this.seeds.get(taskId)
+    const until = Date.now() + (this.init.seedAnnounceMs ?? DEFAULT_SEED_ANNOUNCE_MS)
+    if (known != null) {
+      known.until = until
+      return
+    }
+    const seed: Seed = { until }
+    this.seeds.set(taskId, seed)
+    void this.announceSeed(taskId, seed)
+  }
+
+  private async announceSeed (taskId: string, seed: Seed): Promise<void> {
+    let interval = DEFAULT_ANNOUNCE_INTERVAL_MS
+    const meta = this.init.store.getTask(taskId)
+    if (meta == null || this.stopped || Date.now() > seed.until || this.downloads.get(taskId)?.state === 'running') {
+      this.seeds.delete(taskId)
+      return
+    }
+    try {
+      const res = await this.init.tracker.announce({
+        taskId,
+        url: meta.url,
+        digest: meta.digest,
+        meta: { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest },
+        have: Bitfield.from(this.init.store.have(taskId), meta.pieceCount),
+        wantGrant: false
+      })
+      seed.tracker = res.tracker
+      interval = res.intervalMs > 0 ? res.intervalMs : interval
+      const unknown: Array<{ index: number, digest: Uint8Array }> = []
+      for (let i = 0; i < meta.pieceCount; i++) {
+        const d = res.digests?.[i]
+        if ((d == null || d.byteLength !== 32) && meta.pieceDigests[i] != null) {
+          unknown.push({ index: i, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') })
+        }
+      }
+      for (let i = 0; i < unknown.length; i += 1024) {
+        await this.init.tracker.report(res.tracker, taskId, unknown.slice(i, i + 1024))
+      }
+    } catch (err: any) {
+      this.log('seed announce of %s failed - %s', taskId, err.message)
+      interval = Math.max(interval, 5_000)
+    }
+    if (!this.stopped && this.seeds.get(taskId) === seed) {
+      seed.timer = setTimeout(() => { void this.announceSeed(taskId, seed) }, interval)
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    for (const d of this.downloads.values()) {
+      d.cancel()
+    }
+    await Promise.allSettled([...this.downloads.values()].map(async d => d.done))
+    for (const [taskId, seed] of this.seeds) {
+      clearTimeout(seed.timer)
+      if (seed.tracker != null) {
+        await this.init.tracker.leave(seed.tracker, taskId).catch(() => {})
+      }
+    }
+    this.seeds.clear()
+  }
+}

@@ -1,0 +1,53 @@
+import type { Bitfield } from '../utils/bitfield.ts'
+
+/**
+ * What the download engine needs from the tracker role. The node adapts the
+ * tracker client to this; a test can drive the engine with its own.
+ */
+export interface TaskMetaInfo {
+  contentLength: number
+  pieceSize: number
+  etag?: string
+  lastModified?: string
+  url?: string
+  digest?: string
+}
+
+export interface ParentInfo {
+  peerId: string
+  addrs: string[]
+  have: Bitfield
+  freeUploadSlots: number
+}
+
+export interface AnnounceRequest {
+  taskId: string
+  url?: string
+  digest?: string
+  meta?: TaskMetaInfo
+  have: Bitfield | undefined
+  wantGrant: boolean
+}
+
+export interface AnnounceResult {
+  status: 'ok' | 'need-meta' | 'refused'
+  /** the tracker that answered */
+  tracker: string
+  meta?: TaskMetaInfo
+  /** sha256 per piece (32 bytes) when known */
+  digests?: Array<Uint8Array | undefined>
+  parents: ParentInfo[]
+  /** pieces this node should fetch from the origin */
+  grant: number[]
+  intervalMs: number
+  message?: string
+}
+
+export interface TrackerPort {
+  /** announce to the elected tracker; throws NoTrackerReachableError when none answers */
+  announce(req: AnnounceRequest, options?: { signal?: AbortSignal }): Promise<AnnounceResult>
+  /** tell the tracker(s) which pieces we now hold (batched by the caller) */
+  report(tracker: string, taskId: string, pieces: Array<{ index: number, digest: Uint8Array }>, options?: { signal?: AbortSignal }): Promise<void>
+  leave(tracker: string, taskId: string): Promise<void>
+  reportBadPeer(tracker: string, taskId: string, peerId: string, index: number): Promise<void>
+}
