@@ -16,8 +16,10 @@
  */
 import './polyfill.ts'
 
-export { createDamselfly, damselfly, Damselfly } from './node/index.ts'
-export type { CreateDamselflyOptions, DamselflyNode, DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode } from './node/index.ts'
+export { createDamselfly, damselfly, Damselfly, kadProtocol } from './node/index.ts'
+export type { CreateDamselflyOptions, DamselflyNode, DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode, GetRequest } from './node/index.ts'
+export type { Download, DownloadProgress, DownloadState } from './task/download.ts'
+export type { ImportRequest } from './task/import.ts'
 export { loadConfig, parseConfig } from './config/index.ts'
 export type { NodeConfig, NodeConfigInput } from './config/index.ts'
 export { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from './version.ts'

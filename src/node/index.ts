@@ -1,6 +1,6 @@
 export { createDamselfly } from './create.ts'
 export type { CreateDamselflyOptions, DamselflyNode, DamselflyServices } from './create.ts'
 export { Damselfly, damselfly, kadProtocol } from './damselfly.ts'
-export type { DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode } from './damselfly.ts'
+export type { DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode, GetRequest } from './damselfly.ts'
 export { loadOrCreateIdentity, writeIdentity, writeSwarmKey, readSwarmKey, IDENTITY_FILE } from './identity.ts'
 export { IdentityError } from './errors.ts'
