@@ -1,7 +1,7 @@
 /**
  * Add Damselfly to your own libp2p node and download a file from a swarm.
  *
- *   node dist/examples/embed.js <bootstrap multiaddr> <url> <output file>
+ * Run: node dist/examples/embed.js <bootstrap multiaddr> <url> <output file>
  *
  * The node needs identify, gossipsub (as `pubsub`) and, for provider
  * records, a kad-dht (as `dht`, which needs ping) speaking the swarm's DHT

@@ -13,8 +13,8 @@ import { keygenCommand } from './commands/keygen.ts'
 import { peersCommand } from './commands/peers.ts'
 import { statusCommand } from './commands/status.ts'
 import { tasksCommand } from './commands/tasks.ts'
-import { EXIT } from './exit-codes.ts'
 import { errorExitCode } from './errors.ts'
+import { EXIT } from './exit-codes.ts'
 
 /** errors whose message says it all: no stack trace */
 const EXPECTED = new Set(['UsageError', 'ConfigError', 'DaemonNotRunningError', 'DaemonRunningError', 'IdentityError', 'ControlApiError', 'DownloadCancelledError', 'TaskNotFoundError', 'TaskIncompleteError', 'PieceNotFoundError'])

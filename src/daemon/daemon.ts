@@ -7,8 +7,8 @@ import { ControlApi, HttpError, readJson } from './control-api.ts'
 import type { NodeConfig } from '../config/index.ts'
 import type { DamselflyNode } from '../node/index.ts'
 import type { Download } from '../task/download.ts'
-import type http from 'node:http'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
+import type http from 'node:http'
 
 export const SOCKET_FILE = 'damselfly.sock'
 

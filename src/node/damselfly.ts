@@ -15,13 +15,13 @@ import { pieceRange } from '../task/piece-size.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
 import { TrackerPortAdapter, trackerServiceFor } from './tracker-port.ts'
+import type { TrackerHandle } from './tracker-port.ts'
+import type { TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
 import type { Download, DownloadProgress } from '../task/download.ts'
 import type { EngineStats } from '../task/engine.ts'
-import type { TaskMetadata } from '../storage/index.ts'
 import type { ImportRequest } from '../task/import.ts'
 import type { PieceSource, PieceTransfer, PieceTransferStats } from '../transfer/index.ts'
-import type { TrackerHandle } from './tracker-port.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { ComponentLogger, Libp2pEvents, Logger, Metrics, PeerId, PeerStore, Startable, TypedEventTarget, PeerInfo, ContentRouting } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -162,7 +162,6 @@ export interface GetRequest {
   /** per-task download limit in bytes/s */
   rateBps?: number
 }
-
 
 export interface DamselflyEvents {
   'swarm:peer-count': CustomEvent<number>
@@ -514,7 +513,6 @@ function storeAsPieceSource (store: FsPieceStore): PieceSource {
 export function taskCid (taskId: string): CID {
   return CID.createV1(0x55, createDigest(0x12, Buffer.from(taskId, 'hex')))
 }
-
 
 export function kadProtocol (swarm: string): string {
   return `/damselfly/${swarm}/kad/${PROTOCOL_VERSIONS.kad}`

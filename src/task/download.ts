@@ -22,7 +22,7 @@ export interface DownloadRequest {
   digest?: string
   /** headers sent to the origin */
   headers?: Record<string, string>
-  /** may this node fetch from the origin @default true */
+  /** may this node fetch from the origin (default true) */
   backToSource?: boolean
   /** per-task download limit */
   rateLimit?: TokenBucket

@@ -4,12 +4,12 @@ import { Download } from './download.ts'
 import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
 import type { TrackerPort } from './tracker-port.ts'
 import type { FsPieceStore } from '../storage/index.ts'
-import type { ComponentLogger, Logger } from '@libp2p/interface'
+import type { Logger } from '@libp2p/interface'
 
 export interface EngineInit extends Omit<DownloadContext, 'onBytes'> {
   /** announce the task in the DHT once it is complete */
   provide?(taskId: string): Promise<void>
-  /** how long a finished task is announced to its tracker as a seed @default 30 min */
+  /** how long a finished task is announced to its tracker as a seed (default 30 min) */
   seedAnnounceMs?: number
 }
 

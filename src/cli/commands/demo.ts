@@ -7,10 +7,10 @@ import { UsageError } from '../../errors.ts'
 import { formatBytes, print, printJson } from '../common.ts'
 import { spawnDaemon } from '../demo/daemons.ts'
 import { startOrigin } from '../demo/origin.ts'
-import type { SpawnedDaemon } from '../demo/daemons.ts'
-import type { DemoOrigin } from '../demo/origin.ts'
 import type { DownloadProgress } from '../../task/download.ts'
 import type { Args } from '../common.ts'
+import type { SpawnedDaemon } from '../demo/daemons.ts'
+import type { DemoOrigin } from '../demo/origin.ts'
 import type { CommandModule } from 'yargs'
 
 const POLL_MS = 250
