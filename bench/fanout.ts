@@ -1,0 +1,398 @@
+/**
+ * Fan-out benchmark: N peer daemons fetch one file from one HTTP origin at
+ * the same time. Does each piece leave the origin about once, and how close
+ * does the last peer finish to what the links allow?
+ *
+ * loopback: the origin (src/cli/demo/origin.ts) and N `damselfly daemon`
+ * processes on 127.0.0.1.
+ *
+ * netns: the origin and every daemon in their own network namespace on a
+ * private bridge, every host's link capped with tc tbf at B in both
+ * directions, so the origin's uplink is the bottleneck (needs root, ip, tc;
+ * skipped otherwise). A plain download over one link checks the cap first.
+ *
+ * Per scenario, median and min–max over runs: time until the last peer
+ * completes, p50, origin egress ÷ S, the ratio to (a) plain HTTP from the
+ * origin to every peer at once in the same setup and (b) the physical bound
+ * S/B (netns), peak RSS and CPU seconds of the daemons. Every copy is
+ * exported and its sha256 checked. Writes bench/results/fanout-<time>.json.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { LoopbackCluster, NetnsCluster } from './fanout/cluster.ts'
+import { writeRandomFile } from './fanout/files.ts'
+import { Guard } from './fanout/guard.ts'
+import { plainRun, swarmRun } from './fanout/measure.ts'
+import { netnsUnavailable, removeStale } from './fanout/netns.ts'
+import { boundSeconds, DEFAULT_PRESET, describeScenario, parseScenarios, PRESETS } from './fanout/scenarios.ts'
+import { boolFlag, intFlag, listFlag, stringFlag } from './lib/args.ts'
+import { print, printTable, progress, writeResults } from './lib/output.ts'
+import { repoRoot } from './lib/paths.ts'
+import { fmt, fmtRange, median, summarize } from './lib/stats.ts'
+import type { Cluster } from './fanout/cluster.ts'
+import type { PlainRun, SwarmRun } from './fanout/measure.ts'
+import type { Scenario } from './fanout/scenarios.ts'
+import type { Args } from './lib/args.ts'
+import type { Bench } from './lib/bench.ts'
+import type { Resources } from './lib/proc.ts'
+import type { Summary } from './lib/stats.ts'
+
+/** Goals of issue 5: completion ÷ S/B at each netns rate (Mbit/s), and origin egress ÷ S everywhere */
+const GOAL_VS_BOUND: Record<number, number> = { 25: 1.3, 100: 1.5 }
+const GOAL_EGRESS = 1.05
+
+/** A loopback run may take this long before it counts as failed */
+const LOOPBACK_TIMEOUT_MS = 600_000
+
+interface Options {
+  scenarios: Scenario[]
+  runs: number
+  netnsRuns: number
+  /** plain-HTTP baselines per scenario; undefined = every run on loopback, 1 in netns */
+  plainRuns?: number
+  sampleMs: number
+  heartbeatMs: number
+  debug: string
+  logDir?: string
+  extraArgs: string[]
+  timeoutS?: number
+}
+
+interface CapCheck {
+  /** measured goodput of one plain HTTP download over one capped link, Mbit/s */
+  mbit: number
+  seconds: number
+  /** the tc qdiscs of peer 1's two veth ends */
+  qdiscs: string[]
+}
+
+interface ScenarioResult {
+  scenario: Scenario
+  boundS?: number
+  capCheck?: CapCheck
+  runs: SwarmRun[]
+  plain: PlainRun[]
+  failures: string[]
+  summary?: ScenarioSummary
+}
+
+interface ScenarioSummary {
+  lastS: Summary
+  p50S: Summary
+  egressRatio: Summary
+  vsPlain: Summary
+  vsBound: Summary
+  fromPeersShare: Summary
+  plainLastS: Summary
+  plainP50S: Summary
+  plainEgressRatio: Summary
+  maxRssMiB: Summary
+  cpuSumS: Summary
+  cpuPerNodeS: Summary
+  foreignCores: Summary
+  allCopiesOk: boolean
+}
+
+function options (args: Args): Options {
+  const debug = stringFlag(args, 'daemon-debug', '')
+  const keep = boolFlag(args, 'keep-logs') || debug !== ''
+  const timeout = args.flags.get('fanout-timeout')
+  const plain = args.flags.get('plain-runs')
+
+  return {
+    scenarios: parseScenarios(listFlag(args, 'scenarios', [DEFAULT_PRESET])),
+    runs: intFlag(args, 'runs', 3),
+    netnsRuns: intFlag(args, 'netns-runs', 1),
+    plainRuns: plain == null ? undefined : intFlag(args, 'plain-runs', 1, 0),
+    sampleMs: intFlag(args, 'sample-ms', 500, 50),
+    heartbeatMs: intFlag(args, 'heartbeat-ms', 1000, 100),
+    debug,
+    logDir: keep ? path.join(repoRoot(), 'bench', 'results', `fanout-logs-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined,
+    extraArgs: stringFlag(args, 'daemon-args', '').split(/\s+/).filter(Boolean),
+    timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600)
+  }
+}
+
+function summarizeScenario (r: ScenarioResult): ScenarioSummary {
+  const { size, nodes } = r.scenario
+  const plainLast = median(r.plain.map(p => p.lastS))
+  const sum = (xs: number[]): number => xs.reduce((a, x) => a + x, 0)
+
+  return {
+    lastS: summarize(r.runs.map(x => x.lastS)),
+    p50S: summarize(r.runs.map(x => x.p50S)),
+    egressRatio: summarize(r.runs.map(x => x.egress / size)),
+    vsPlain: summarize(r.runs.map(x => x.lastS / plainLast)),
+    vsBound: summarize(r.runs.map(x => r.boundS == null ? NaN : x.lastS / r.boundS)),
+    fromPeersShare: summarize(r.runs.map(x => sum(x.fromPeers) / (sum(x.fromPeers) + sum(x.fromOrigin)))),
+    plainLastS: summarize(r.plain.map(p => p.lastS)),
+    plainP50S: summarize(r.plain.map(p => p.p50S)),
+    plainEgressRatio: summarize(r.plain.map(p => p.egress / size)),
+    maxRssMiB: summarize(r.runs.map(x => Math.max(...x.peakRssKiB) / 1024)),
+    cpuSumS: summarize(r.runs.map(x => sum(x.cpuS))),
+    cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
+    foreignCores: summarize(r.runs.map(x => x.foreignCores)),
+    allCopiesOk: r.runs.every(x => x.ok) && r.plain.every(p => p.ok)
+  }
+}
+
+function timeouts (s: Scenario, boundS: number | undefined, o: Options): { swarmMs: number, plainMs: number } {
+  const boundMs = (boundS ?? 0) * 1000
+  if (s.mode === 'loopback') {
+    return { swarmMs: (o.timeoutS ?? LOOPBACK_TIMEOUT_MS / 1000) * 1000, plainMs: LOOPBACK_TIMEOUT_MS }
+  }
+  return { swarmMs: o.timeoutS != null ? o.timeoutS * 1000 : Math.max(300_000, 10 * boundMs + 120_000), plainMs: 3 * s.nodes * boundMs + 120_000 }
+}
+
+/**
+ * netns: one plain download over one capped link, to see that tbf gives B
+ */
+async function checkCap (s: Scenario, boundS: number, netns: NetnsCluster, sha256: string): Promise<CapCheck> {
+  progress(`${s.id}: lab ${netns.lab.names()[0]} + ${s.nodes + 1} namespaces, links capped at ${s.rateMbit} Mbit/s each way; checking the cap with one plain download`)
+  const one = await plainRun(netns, 1, sha256, s.size, 3 * boundS * 1000 + 60_000)
+  if (!one.ok) {
+    throw new Error('the cap check\'s copy does not match the origin file')
+  }
+  const cap = { mbit: s.size * 8 / one.lastS / 1e6, seconds: one.lastS, qdiscs: netns.lab.describeCaps(netns.lab.peers[0]) }
+  progress(`${s.id}: one plain download ran at ${fmt(cap.mbit, 1)} Mbit/s (${fmt(one.lastS, 1)} s; cap ${s.rateMbit} Mbit/s, S/B ${fmt(boundS, 1)} s)`)
+  return cap
+}
+
+async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Cluster, netns: NetnsCluster | undefined, sha256: string, swarmMs: number, o: Options, resources: Resources, result: ScenarioResult): Promise<void> {
+  const dir = await resources.tempDir('damselfly-bench-fanout-')
+  try {
+    progress(`${s.id}: run ${r + 1}/${runs}: ${s.nodes} daemons fetch ${s.size} bytes`)
+    const run = await swarmRun(cluster, {
+      nodes: s.nodes,
+      size: s.size,
+      sha256,
+      timeoutMs: swarmMs,
+      sampleMs: o.sampleMs,
+      dir,
+      logDir: o.logDir == null ? undefined : path.join(o.logDir, s.id.replace(/:/g, '-'), `run-${r + 1}`),
+      heartbeatMs: o.heartbeatMs,
+      debug: o.debug,
+      extraArgs: o.extraArgs,
+      ownPids: netns == null ? [] : [netns.originPid()],
+      originLinkTx: netns == null ? undefined : () => netns.originLinkTx(),
+      onProgress: line => { progress(`  ${line}`) }
+    })
+    result.runs.push(run)
+    const peersShare = run.fromPeers.reduce((a, b) => a + b, 0) / (s.size * s.nodes)
+    progress(`  last ${fmt(run.lastS, 1)} s, p50 ${fmt(run.p50S, 1)} s, origin egress ${fmt(run.egress / s.size, 3)}×S, from peers ${fmt(100 * peersShare, 1)}%, copies ${run.ok ? 'ok' : 'MISMATCH'}${run.foreignCores > 0.3 ? `, other load ${fmt(run.foreignCores, 2)} cores` : ''}`)
+    if (!run.ok) {
+      result.failures.push(`run ${r + 1}: sha256 mismatch on node(s) ${run.sha256ok.map((ok, i) => ok ? '' : String(i + 1)).filter(Boolean).join(', ')}`)
+    }
+  } catch (err: any) {
+    result.failures.push(`run ${r + 1}: ${err.message}`)
+    progress(`  run ${r + 1} FAILED: ${err.message}`)
+  } finally {
+    await resources.removeDir(dir)
+  }
+}
+
+async function measurePlain (r: number, plainRuns: number, s: Scenario, cluster: Cluster, sha256: string, plainMs: number, result: ScenarioResult): Promise<void> {
+  progress(`${s.id}: plain HTTP ${r + 1}/${plainRuns}: ${s.nodes} downloads straight from the origin at once`)
+  try {
+    const p = await plainRun(cluster, s.nodes, sha256, s.size, plainMs)
+    result.plain.push(p)
+    progress(`  last ${fmt(p.lastS, 1)} s, p50 ${fmt(p.p50S, 1)} s, origin egress ${fmt(p.egress / s.size, 2)}×S, copies ${p.ok ? 'ok' : 'MISMATCH'}`)
+    if (!p.ok) {
+      result.failures.push(`plain ${r + 1}: a copy does not match the origin file`)
+    }
+  } catch (err: any) {
+    result.failures.push(`plain ${r + 1}: ${err.message}`)
+    progress(`  plain ${r + 1} FAILED: ${err.message}`)
+  }
+}
+
+async function runScenario (s: Scenario, tag: number, file: string, sha256: string, o: Options, resources: Resources, guard: Guard): Promise<ScenarioResult> {
+  const result: ScenarioResult = { scenario: s, boundS: boundSeconds(s), runs: [], plain: [], failures: [] }
+  const runs = s.mode === 'netns' ? o.netnsRuns : o.runs
+  const plainRuns = Math.min(runs, o.plainRuns ?? (s.mode === 'netns' ? 1 : runs))
+  const { swarmMs, plainMs } = timeouts(s, result.boundS, o)
+
+  let cluster: Cluster | undefined
+  let netns: NetnsCluster | undefined
+  try {
+    if (s.mode === 'netns') {
+      netns = await NetnsCluster.start(file, s.nodes, s.rateMbit!, tag, resources, guard)
+      cluster = netns
+      result.capCheck = await checkCap(s, result.boundS!, netns, sha256)
+    } else {
+      cluster = await LoopbackCluster.start(file, resources, guard)
+    }
+
+    for (let r = 0; r < runs; r++) {
+      await measureSwarm(r, runs, s, cluster, netns, sha256, swarmMs, o, resources, result)
+      if (r < plainRuns) {
+        await measurePlain(r, plainRuns, s, cluster, sha256, plainMs, result)
+      }
+    }
+  } catch (err: any) {
+    result.failures.push(err.message)
+    progress(`${s.id} FAILED: ${err.message}`)
+  } finally {
+    await cluster?.close().catch(() => {})
+    if (netns != null) {
+      guard.removeLab(netns.lab)
+    }
+  }
+
+  if (result.runs.length > 0) {
+    result.summary = summarizeScenario(result)
+  }
+  return result
+}
+
+function goalCells (r: ScenarioResult): [string, string] {
+  const s = r.summary
+  if (s == null) {
+    return ['–', '–']
+  }
+  const goal = r.scenario.rateMbit == null ? undefined : GOAL_VS_BOUND[r.scenario.rateMbit]
+  const bound = goal == null ? '–' : `${s.vsBound.median <= goal ? 'ok' : 'MISS'} (≤ ${goal}×)`
+  const egress = `${s.egressRatio.max <= GOAL_EGRESS ? 'ok' : 'MISS'} (≤ ${GOAL_EGRESS}×)`
+  return [bound, egress]
+}
+
+function report (results: ScenarioResult[], skipped: Array<{ id: string, reason: string }>): void {
+  const done = results.filter(r => r.summary != null)
+
+  printTable('fan-out: ratios (median (min–max) over runs)', [
+    'scenario', 'runs', 'last ÷ plain HTTP', 'last ÷ S/B', 'goal', 'origin egress ÷ S', 'goal', 'from peers', 'every copy sha256'
+  ], done.map(r => {
+    const s = r.summary!
+    const [goalBound, goalEgress] = goalCells(r)
+    return [
+      describeScenario(r.scenario),
+      String(r.runs.length),
+      fmtRange(s.vsPlain, 2, '×'),
+      r.boundS == null ? '–' : fmtRange(s.vsBound, 2, '×'),
+      goalBound,
+      fmtRange(s.egressRatio, 3, '×'),
+      goalEgress,
+      fmtRange({ ...s.fromPeersShare, median: 100 * s.fromPeersShare.median, min: 100 * s.fromPeersShare.min, max: 100 * s.fromPeersShare.max }, 1, '%'),
+      s.allCopiesOk ? 'ok' : 'MISMATCH'
+    ]
+  }), [
+    'last = time until the last peer has the whole file; plain HTTP = every peer downloads it straight from the origin at once, same setup;',
+    'S/B = file size ÷ link rate, the least time any peer needs to receive S over its own link (netns only).',
+    'Goals (issue 5): netns at 25 Mbit/s ≤ 1.3 × S/B, at 100 Mbit/s ≤ 1.5 × S/B; origin egress ≤ 1.05 × S everywhere.',
+    'For scale: WebTorrent, measured here, does 8 peers × 64 MiB in ~10 s on loopback, and 2.3–3.0 × S/B with 1.8–2.5 × S egress in netns at 100 Mbit/s.'
+  ])
+
+  printTable('fan-out: raw numbers (median (min–max) over runs)', [
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'CPU s / daemon', 'other load (cores)'
+  ], done.map(r => {
+    const s = r.summary!
+    return [
+      describeScenario(r.scenario),
+      fmtRange(s.lastS, 2),
+      fmtRange(s.p50S, 2),
+      fmtRange(s.plainLastS, 2),
+      fmtRange(s.plainP50S, 2),
+      fmtRange(s.plainEgressRatio, 2, '×'),
+      fmt(r.boundS, 2),
+      r.capCheck == null ? '–' : fmt(r.capCheck.mbit, 1),
+      fmtRange(s.maxRssMiB, 0),
+      fmtRange(s.cpuSumS, 1),
+      fmtRange(s.cpuPerNodeS, 2),
+      fmtRange(s.foreignCores, 2)
+    ]
+  }), [
+    'CPU = utime + stime of each daemon from posting the task until the last copy completed; peak RSS = VmHWM of each daemon at that point.',
+    'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
+    'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
+  ])
+
+  for (const r of results) {
+    for (const f of r.failures) {
+      print(`FAILED ${r.scenario.id}: ${f.split('\n')[0]}`)
+    }
+  }
+  for (const s of skipped) {
+    print(`SKIPPED ${s.id}: ${s.reason}`)
+  }
+}
+
+async function run (args: Args, resources: Resources): Promise<string> {
+  const o = options(args)
+  const guard = new Guard()
+  const results: ScenarioResult[] = []
+  const skipped: Array<{ id: string, reason: string }> = []
+  const files = new Map<number, { file: string, sha256: string }>()
+  const started = new Date().toISOString()
+
+  const wantsNetns = o.scenarios.some(s => s.mode === 'netns')
+  const whyNot = wantsNetns ? netnsUnavailable() : undefined
+  if (whyNot != null) {
+    print(`fanout: skipping the netns scenarios: ${whyNot}`)
+  } else if (wantsNetns) {
+    const stale = removeStale()
+    if (stale.length > 0) {
+      progress(`removed namespaces/links left by an earlier run that was killed: ${stale.join(', ')}`)
+    }
+  }
+
+  guard.install()
+  try {
+    const fileDir = await resources.tempDir('damselfly-bench-fanout-origin-')
+    for (const [i, s] of o.scenarios.entries()) {
+      if (s.mode === 'netns' && whyNot != null) {
+        skipped.push({ id: s.id, reason: whyNot })
+        continue
+      }
+      let f = files.get(s.size)
+      if (f == null) {
+        const file = path.join(fileDir, `file-${s.size}.bin`)
+        f = { file, sha256: await writeRandomFile(file, s.size) }
+        files.set(s.size, f)
+      }
+      print(`\n--- ${describeScenario(s)} (${s.id}) ---`)
+      results.push(await runScenario(s, i + 1, f.file, f.sha256, o, resources, guard))
+    }
+  } finally {
+    guard.cleanupSync()
+    guard.uninstall()
+  }
+
+  report(results, skipped)
+  if (o.logDir != null && fs.existsSync(o.logDir)) {
+    print(`daemon logs: ${o.logDir}`)
+  }
+
+  const file = await writeResults('fanout', {
+    bench: 'fanout',
+    startedAt: started,
+    host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, kernel: os.release() },
+    options: { ...o, scenarios: o.scenarios.map(s => s.id) },
+    skipped,
+    scenarios: results
+  })
+
+  const failed = results.filter(r => r.failures.length > 0 || r.summary?.allCopiesOk === false)
+  if (failed.length > 0) {
+    throw new Error(`${failed.map(r => r.scenario.id).join(', ')}: ${failed.flatMap(r => r.failures).map(f => f.split('\n')[0]).join('; ')} (results in ${file})`)
+  }
+  return file
+}
+
+export const fanoutBench: Bench = {
+  name: 'fanout',
+  describe: 'N daemons fetch one file from one origin at once: time, origin egress ÷ S, vs plain HTTP and vs S/B (loopback; netns with tc tbf as root)',
+  flags: [
+    { name: 'scenarios', describe: `fanout: mode:nodes:size[:Mbit/s] items or presets, comma-separated (${DEFAULT_PRESET} = ${PRESETS[DEFAULT_PRESET].join(',')}; issue = ${PRESETS.issue.join(',')}; also full, loopback, netns)` },
+    { name: 'runs', describe: 'runs per measurement (fanout loopback: 3)' },
+    { name: 'netns-runs', describe: 'fanout: runs per netns scenario (1)' },
+    { name: 'plain-runs', describe: 'fanout: plain-HTTP baselines per scenario (loopback: every run; netns: 1); 0 skips them' },
+    { name: 'sample-ms', describe: 'fanout: progress sample interval, ms (500)' },
+    { name: 'heartbeat-ms', describe: 'fanout: the daemons\' membership heartbeat interval, ms (1000)' },
+    { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
+    { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },
+    { name: 'daemon-args', describe: 'fanout: more `damselfly daemon` arguments, e.g. --daemon-args="--upload-rate 50MiB"' },
+    { name: 'fanout-timeout', describe: 'fanout: seconds one fan-out may take (loopback 600; netns max(300, 10 × S/B + 120))' }
+  ],
+  run
+}

@@ -1,0 +1,238 @@
+/**
+ * One fan-out run: start N daemons, wait for the swarm, ask every daemon for
+ * the file at once, follow the progress until the last copy is complete,
+ * then read memory and CPU, export and hash every copy. And the plain-HTTP
+ * baseline: N copies straight from the origin at once.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { machineBusySeconds, procCpuSeconds, procStatusKiB, sleep } from '../lib/proc.ts'
+import { median } from '../lib/stats.ts'
+import { sha256File } from './files.ts'
+import type { Cluster, DaemonOptions, Peer } from './cluster.ts'
+import type { DownloadProgress } from '../../src/task/download.ts'
+
+/** Time the swarm may take until every node sees all others as live members */
+const MEMBERSHIP_TIMEOUT_MS = 120_000
+
+export interface Timeline {
+  /** seconds since the tasks were posted */
+  t: number[]
+  /** origin body bytes sent since the tasks were posted, per sample */
+  egress: number[]
+  /** per sample, per node */
+  bytesDone: number[][]
+  fromOrigin: number[][]
+  parents: number[][]
+}
+
+export interface SwarmRun {
+  /** every copy's sha256 equals the origin file's */
+  ok: boolean
+  sha256ok: boolean[]
+  /** seconds from posting the tasks until each node's download succeeded */
+  perNodeS: number[]
+  lastS: number
+  p50S: number
+  /** seconds until every node saw N-1 live members */
+  membershipS: number
+  /** origin HTTP body bytes sent for this run */
+  egress: number
+  /** netns: link-level bytes out of the origin's namespace (headers included) */
+  originLinkTx?: number
+  /** per node, bytes of this download from peers / from the origin, bytes it uploaded */
+  fromPeers: number[]
+  fromOrigin: number[]
+  uploaded: number[]
+  /** per node VmHWM at the end of the download, KiB */
+  peakRssKiB: number[]
+  /** per node CPU seconds (utime + stime) spent during the download */
+  cpuS: number[]
+  /** per node CPU seconds since the daemon started (start-up and swarm joining included) */
+  cpuTotalS: number[]
+  /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
+  foreignCores: number
+  timeline: Timeline
+}
+
+export interface RunOptions extends DaemonOptions {
+  nodes: number
+  size: number
+  sha256: string
+  /** give up on a download after this long */
+  timeoutMs: number
+  /** progress sample interval, ms */
+  sampleMs: number
+  /** the run's scratch directory (data dirs, exported copies) */
+  dir: string
+  /** where to keep the daemons' logs, or undefined */
+  logDir?: string
+  /** extra pids of ours whose CPU is not foreign (e.g. the netns origin worker) */
+  ownPids?: number[]
+  /** link-level origin counter, netns only */
+  originLinkTx?(): number
+  /** called with a one-line summary while the run progresses */
+  onProgress?(line: string): void
+}
+
+async function getStatus (p: Peer): Promise<any> {
+  return p.client.get('/status', { signal: AbortSignal.timeout(10_000) })
+}
+
+function tail (text: string, lines = 40): string {
+  return text.split('\n').slice(-lines).join('\n')
+}
+
+async function waitMembership (peers: Peer[]): Promise<void> {
+  const deadline = Date.now() + MEMBERSHIP_TIMEOUT_MS
+  let last: number[] = []
+  while (Date.now() < deadline) {
+    last = await Promise.all(peers.map(async p => (await getStatus(p).catch(() => ({ members: -1 }))).members as number))
+    if (last.every(m => m === peers.length - 1)) {
+      return
+    }
+    await sleep(200)
+  }
+  throw new Error(`the swarm did not form in ${MEMBERSHIP_TIMEOUT_MS / 1000} s: live members per node ${last.join(',')} (want ${peers.length - 1} each)`)
+}
+
+async function saveLogs (peers: Peer[], logDir: string | undefined): Promise<void> {
+  if (logDir == null) {
+    return
+  }
+  await fs.promises.mkdir(logDir, { recursive: true })
+  await Promise.all(peers.map(async p => fs.promises.writeFile(path.join(logDir, `node-${p.index + 1}.log`), p.output())))
+}
+
+/**
+ * One measured fan-out of the file to `o.nodes` fresh daemons
+ */
+export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmRun> {
+  const peers: Peer[] = []
+  try {
+    const joinStarted = Date.now()
+    peers.push(...await cluster.startPeers(o.nodes, o.dir, o))
+    await waitMembership(peers)
+    const membershipS = (Date.now() - joinStarted) / 1000
+    const pids = await Promise.all(peers.map(async p => (await getStatus(p)).pid as number))
+
+    const egress0 = await cluster.originSent()
+    const link0 = o.originLinkTx?.()
+    const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+    const own0 = (o.ownPids ?? []).map(pid => procCpuSeconds(pid) ?? 0)
+    const self0 = process.cpuUsage()
+    const machine0 = machineBusySeconds()
+    const t0 = Date.now()
+    const ids = await Promise.all(peers.map(async p => (await p.client.post('/tasks', { url: cluster.originUrl })).taskId as string))
+    if (new Set(ids).size !== 1) {
+      throw new Error(`the daemons named the task differently: ${[...new Set(ids)].join(', ')}`)
+    }
+    const taskId = ids[0]
+
+    const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [] }
+    let last: DownloadProgress[] = []
+    let nextNote = Date.now() + 5000
+    for (;;) {
+      const [progress, sent] = await Promise.all([
+        Promise.all(peers.map(async p => p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) }))),
+        cluster.originSent()
+      ])
+      last = progress
+      timeline.t.push((Date.now() - t0) / 1000)
+      timeline.egress.push(sent - egress0)
+      timeline.bytesDone.push(progress.map(p => p.bytesDone))
+      timeline.fromOrigin.push(progress.map(p => p.fromOrigin))
+      timeline.parents.push(progress.map(p => p.parents))
+      const bad = progress.findIndex(p => p.state === 'failed' || p.state === 'cancelled')
+      if (bad !== -1) {
+        throw new Error(`node ${bad + 1}: the download ${progress[bad].state}: ${progress[bad].error?.name ?? ''} ${progress[bad].error?.message ?? ''}\n--- its log (tail) ---\n${tail(peers[bad].output())}`)
+      }
+      if (progress.every(p => p.state === 'succeeded')) {
+        break
+      }
+      if (Date.now() - t0 > o.timeoutMs) {
+        const behind = progress.map((p, i) => `node ${i + 1}: ${p.state} ${p.piecesDone}/${p.pieceCount ?? '?'} pieces, ${p.parents} parents`).join('\n')
+        throw new Error(`the fan-out took over ${o.timeoutMs / 1000} s:\n${behind}\n--- node 1 log (tail) ---\n${tail(peers[0].output())}`)
+      }
+      if (Date.now() > nextNote) {
+        nextNote = Date.now() + 5000
+        const done = progress.filter(p => p.state === 'succeeded').length
+        const bytes = progress.reduce((a, p) => a + p.bytesDone, 0)
+        o.onProgress?.(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${done}/${o.nodes} done, ${(100 * bytes / (o.size * o.nodes)).toFixed(0)}% of all bytes, origin sent ${((sent - egress0) / o.size).toFixed(2)}×S`)
+      }
+      await sleep(o.sampleMs)
+    }
+
+    const seconds = (Date.now() - t0) / 1000
+    const egress = (await cluster.originSent()) - egress0
+    const originLinkTx = link0 == null ? undefined : o.originLinkTx!() - link0
+    const cpu1 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+    const own = (o.ownPids ?? []).reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? 0) - own0[i], 0)
+    const selfUsage = process.cpuUsage(self0)
+    const machine = machineBusySeconds() - machine0
+    const peakRssKiB = pids.map(pid => procStatusKiB(pid, 'VmHWM') ?? NaN)
+    const cpuS = cpu1.map((c, i) => c - cpu0[i])
+    const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
+    const status = await Promise.all(peers.map(getStatus))
+    const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
+
+    // every figure checks every copy
+    const sha256ok = await Promise.all(peers.map(async (p, i) => {
+      const out = path.join(o.dir, `copy-${i + 1}.bin`)
+      await p.client.post(`/tasks/${taskId}/export`, { output: out, overwrite: true })
+      const ok = (await sha256File(out)) === o.sha256
+      await fs.promises.rm(out, { force: true })
+      return ok
+    }))
+
+    return {
+      ok: sha256ok.every(Boolean),
+      sha256ok,
+      perNodeS,
+      lastS: Math.max(...perNodeS),
+      p50S: median(perNodeS),
+      membershipS,
+      egress,
+      originLinkTx,
+      fromPeers: last.map(p => p.fromPeers),
+      fromOrigin: last.map(p => p.fromOrigin),
+      uploaded: status.map(s => s.bytes?.uploaded ?? NaN),
+      peakRssKiB,
+      cpuS,
+      cpuTotalS: cpu1,
+      foreignCores,
+      timeline
+    }
+  } finally {
+    await Promise.allSettled(peers.map(async p => p.stop()))
+    await saveLogs(peers, o.logDir)
+  }
+}
+
+export interface PlainRun {
+  ok: boolean
+  perPeerS: number[]
+  lastS: number
+  p50S: number
+  /** origin body bytes sent for this run */
+  egress: number
+}
+
+/**
+ * N copies of the file straight from the origin at once, each from its
+ * peer's place (its namespace in netns mode), each hashed
+ */
+export async function plainRun (cluster: Cluster, n: number, sha256: string, size: number, timeoutMs: number): Promise<PlainRun> {
+  const egress0 = await cluster.originSent()
+  const results = await cluster.plainHttp(n, timeoutMs)
+  const egress = (await cluster.originSent()) - egress0
+  const perPeerS = results.map(r => r.seconds)
+
+  return {
+    ok: results.every(r => r.sha256 === sha256 && r.bytes === size),
+    perPeerS,
+    lastS: Math.max(...perPeerS),
+    p50S: median(perPeerS),
+    egress
+  }
+}
