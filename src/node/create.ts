@@ -11,6 +11,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { parseConfig } from '../config/index.ts'
+import { ConfigError } from '../errors.ts'
 import { DAMSELFLY_VERSION } from '../version.ts'
 import { damselfly, kadProtocol } from './damselfly.ts'
 import { loadOrCreateIdentity, readSwarmKey } from './identity.ts'
@@ -20,6 +21,21 @@ import type { SwarmPeer } from '../swarm/index.ts'
 import type { ComponentLogger, PeerId } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Registry } from 'prom-client'
+
+/**
+ * QUIC is optional and not installed by default: its native module is not
+ * published for every platform, which breaks `npm ci` lock files elsewhere
+ */
+const QUIC_PACKAGE = '@chainsafe/libp2p-quic'
+
+async function loadQuic (): Promise<any> {
+  try {
+    const mod: any = await import(QUIC_PACKAGE)
+    return mod.quic()
+  } catch (err: any) {
+    throw new ConfigError(`quic: true needs the ${QUIC_PACKAGE} package (${err.code ?? err.message}); install it with \`npm install ${QUIC_PACKAGE}@^2.1.1\` or turn QUIC off`)
+  }
+}
 
 /** yamux must buffer at least one full stream window while a reader is paused (notes/libp2p-v3.md P15) */
 const YAMUX_MAX_READ_BUFFER = 32 * 1024 * 1024
@@ -69,8 +85,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
   const transports: any[] = [tcp()]
   const listen = [...config.listen]
   if (config.quic) {
-    const { quic } = await import('@chainsafe/libp2p-quic')
-    transports.push(quic())
+    transports.push(await loadQuic())
     for (const addr of config.listen) {
       const m = /^\/(ip4|ip6)\/([^/]+)\/tcp\/(\d+)$/.exec(addr)
       if (m != null) {

@@ -143,7 +143,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const meta = this.meta
     let piecesDone = 0
     let bytesDone = 0
-    if (meta != null) {
+    if (meta != null && this.ctx.store.getTask(meta.taskId) != null) {
       const have = this.haveBitfield()
       piecesDone = have.count()
       bytesDone = this.state === 'succeeded' ? meta.contentLength : Math.min(meta.contentLength, piecesDone * meta.pieceSize)
