@@ -145,6 +145,8 @@ export interface NodeStatus {
   bytes: { fromPeers: number, fromOrigin: number, uploaded: number }
   downloads: EngineStats['downloads']
   tracker: ReturnType<TrackerHandle['stats']>
+  /** tasks this node holds the tracker role for */
+  trackedTasks: ReturnType<TrackerHandle['tasks']>
   store: { tasks: number, bytesStored: number }
 }
 
@@ -458,6 +460,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       bytes: { fromPeers: engine.bytesFromPeers, fromOrigin: engine.bytesFromOrigin, uploaded: this.transfer.stats().bytesUploaded },
       downloads: engine.downloads,
       tracker: this.tracker.stats(),
+      trackedTasks: this.tracker.tasks(),
       store: this.store.stats()
     }
   }

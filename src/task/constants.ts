@@ -1,8 +1,15 @@
-/** Pieces requested from one parent at once: enough to keep a 1 MiB-piece pipe full on a LAN without hogging one parent */
-export const DEFAULT_PARENT_PIPELINE = 4
+/**
+ * Pieces requested from one parent at once. With 1 MiB pieces, 8 keep a
+ * loopback or LAN pipe full (a parent's 16 upload slots serve two such
+ * children); fewer left the link idle between pieces.
+ */
+export const DEFAULT_PARENT_PIPELINE = 8
 
 /** Pieces per request to a parent (one stream carries them pipelined) */
-export const DEFAULT_PIECES_PER_REQUEST = 2
+export const DEFAULT_PIECES_PER_REQUEST = 4
+
+/** Verified pieces waiting to be written; beyond it the receiving stream pauses (memory: this many pieces) */
+export const DEFAULT_MAX_PENDING_WRITES = 8
 
 /**
  * Concurrent origin range requests of one download. One: the grant is

@@ -3,7 +3,7 @@ import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
@@ -42,6 +42,8 @@ export interface DownloadProgress {
   fromOrigin: number
   parents: number
   tracker?: string
+  /** why no tracker answered the last announce, when none did */
+  trackerError?: string
   startedAt: number
   elapsedMs: number
   error?: { name: string, message: string }
@@ -102,10 +104,12 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private readonly pendingReports = new Map<number, Uint8Array>()
   /** pieces being written right now (end-game can deliver one twice) */
   private readonly storing = new Set<number>()
+  private readonly writes = new Set<Promise<void>>()
   private trackerKnows: boolean[] = []
   private meta?: TaskMetadata
   private tracker?: string
   private noTracker = false
+  private trackerError?: string
   private announcing = false
   private nextAnnounceAt = 0
   private intervalMs = DEFAULT_ANNOUNCE_INTERVAL_MS
@@ -160,6 +164,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       fromOrigin: this.fromOrigin,
       parents: this.parents.size,
       tracker: this.tracker,
+      trackerError: this.noTracker ? this.trackerError : undefined,
       startedAt: this.startedAt,
       elapsedMs: (this.finishedAt ?? Date.now()) - this.startedAt,
       error: this.fatal != null && this.state === 'failed' ? { name: this.fatal.name, message: this.fatal.message } : undefined
@@ -186,6 +191,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         await this.sleep()
       }
       this.throwIfStopped()
+      await Promise.all(this.writes)
       await this.flushReports()
       await this.verifyDigest()
       this.setState('succeeded')
@@ -306,6 +312,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         this.log.error('no tracker reachable for task %s: %s; going on with the origin', this.request.taskId, err.message)
       }
       this.noTracker = true
+      this.trackerError = err.message
       return undefined
     }
   }
@@ -536,7 +543,16 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       usable.set(p.peerId, view)
       capacity.set(p.peerId, Math.max(0, DEFAULT_PARENT_PIPELINE - p.inflight))
     }
-    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight: this.inflight, parents: usable, capacity, rng: Math.random })
+    // pieces still being written count as in flight
+    let inflight: ReadonlyMap<number, ReadonlySet<string>> = this.inflight
+    if (this.storing.size > 0) {
+      const withWrites = new Map(this.inflight)
+      for (const i of this.storing) {
+        withWrites.set(i, withWrites.get(i) ?? new Set(['disk']))
+      }
+      inflight = withWrites
+    }
+    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight, parents: usable, capacity, rng: Math.random })
     if (assignments.length === 0) {
       return false
     }
@@ -576,14 +592,30 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         if (this.storing.has(i) || this.ctx.store.has(meta.taskId, i)) {
           return
         }
-        this.storing.add(i)
-        try {
-          await this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: meta.pieceDigests[i], signal: this.controller.signal })
-        } finally {
-          this.storing.delete(i)
+        // the write (verify, write, fdatasync, journal) runs beside the
+        // stream so the network does not wait for the disk; at most
+        // DEFAULT_MAX_PENDING_WRITES pieces wait in memory
+        while (this.writes.size >= DEFAULT_MAX_PENDING_WRITES) {
+          await Promise.race(this.writes)
         }
-        parent.bytes += bytes.byteLength
-        this.pieceDone(i, parent.peerId, bytes.byteLength)
+        this.storing.add(i)
+        const write = this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: meta.pieceDigests[i], signal: this.controller.signal })
+          .then(() => {
+            parent.bytes += bytes.byteLength
+            this.pieceDone(i, parent.peerId, bytes.byteLength)
+          }, (err: any) => {
+            if (err?.name === 'StorageFullError' || err?.name === 'InsufficientSpaceError') {
+              this.fatal ??= err
+            } else if (!this.controller.signal.aborted) {
+              this.log('could not store piece %d from %s - %s', i, parent.peerId, err?.message)
+            }
+          })
+          .finally(() => {
+            this.storing.delete(i)
+            this.writes.delete(write)
+            this.wakeUp()
+          })
+        this.writes.add(write)
       }
     })
       .then((results) => { this.onFetchResults(parent, results, Date.now() - started) })

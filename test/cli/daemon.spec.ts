@@ -111,6 +111,30 @@ describe('daemon and CLI', function () {
     expect(doctor.stdout).to.match(/^fail peer .*incompatible: it speaks \/damselfly\/piece\/2\.0\.0, this node \/damselfly\/piece\/1\.0\.0/m)
   })
 
+  it('doctor names a download that reaches no tracker, with the reason; status shows bytes by source', async () => {
+    const file = path.join(tmp, 'f.bin')
+    await fs.writeFile(file, Buffer.alloc(3 * 1024 * 1024, 7))
+    const { startOrigin } = await import('../../src/cli/demo/origin.ts')
+    const origin = await startOrigin(file)
+    try {
+      const a = await startDaemon(['--supernode', 'never'])
+      daemons.push(a)
+      const res = await fetch(`http://${a.control}/tasks`, { method: 'POST', body: JSON.stringify({ url: origin.url, rateBps: 512 * 1024 }) })
+      const { taskId } = await res.json()
+      await waitFor(async () => (await (await fetch(`http://${a.control}/tasks/${taskId}`)).json()).trackerError != null, 20_000, 'the download to report no tracker')
+      const doctor = await runCli(['doctor', '--data-dir', a.dataDir])
+      expect(doctor.stdout).to.match(/^fail task [0-9a-f]{16}: no tracker reachable: No eligible tracker is known/m)
+      await waitFor(async () => (await (await fetch(`http://${a.control}/tasks/${taskId}`)).json()).state === 'succeeded', 60_000, 'the download to finish from the origin')
+      const s = await statusOf(a)
+      expect(s.bytes.fromOrigin).to.equal(3 * 1024 * 1024)
+      expect(s.bytes.fromPeers).to.equal(0)
+      const human = await runCli(['status', '--data-dir', a.dataDir])
+      expect(human.stdout).to.match(/bytes\s+0 B from peers, 3\.0 MiB from origins/)
+    } finally {
+      await origin.close()
+    }
+  })
+
   it('bad config fails at start with the key: unknown key, bad port, unreadable swarm key', async () => {
     const conf = path.join(tmp, 'bad.yaml')
     await fs.writeFile(conf, 'swarm:\n  bootstrapp: []\n')

@@ -156,6 +156,8 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
       ? { level: 'ok', check: 'members', message: `${status.members} live members heard` }
       : { level: status.peers > 0 ? 'warn' : 'fail', check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
 
+    checks.push(...await downloadChecks(client))
+
     if (status.peers > 0) {
       checks.push({ level: 'ok', check: 'peer count', message: `${status.peers} connected swarm peers` })
     } else {
@@ -166,6 +168,32 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
         message: `0 swarm peers${cause != null ? `: ${cause.message}` : ''}`,
         fix: cause?.fix ?? 'give the node a reachable --bootstrap address of a running node'
       })
+    }
+  }
+  return checks
+}
+
+/**
+ * Running downloads that reach no tracker, and how much of what came in was from peers
+ */
+async function downloadChecks (client: Awaited<ReturnType<typeof controlClient>>): Promise<Check[]> {
+  const checks: Check[] = []
+  let tasks: any[] = []
+  try {
+    tasks = await client.get('/tasks', { signal: AbortSignal.timeout(10_000) })
+  } catch {
+    return checks
+  }
+  for (const t of tasks) {
+    const d = t.download
+    if (d == null) {
+      continue
+    }
+    if ((d.state === 'running' || d.state === 'pending') && d.trackerError != null) {
+      checks.push({ level: 'fail', check: `task ${String(t.taskId).slice(0, 16)}`, message: `no tracker reachable: ${String(d.trackerError)}`, fix: 'check the peer count and members (trackers are elected among live, tracker-eligible members); the download goes on from the origin meanwhile' })
+    }
+    if (d.state === 'succeeded' && d.fromPeers === 0 && d.fromOrigin > 0) {
+      checks.push({ level: 'warn', check: `task ${String(t.taskId).slice(0, 16)}`, message: 'came wholly from the origin: no peer had it yet, or none was reachable', fix: 'normal for the first node of a swarm; otherwise run doctor while a download runs' })
     }
   }
   return checks

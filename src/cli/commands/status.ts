@@ -1,4 +1,4 @@
-import { controlClient, formatDuration, print, printJson, withClientOptions } from '../common.ts'
+import { controlClient, formatBytes, formatDuration, print, printJson, withClientOptions } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
 
@@ -20,7 +20,9 @@ export const statusCommand: CommandModule<object, Args> = {
     print(`swarm        ${s.swarm} (${s.private === true ? 'private: swarm key' : 'public'})`)
     print(`peers        ${s.peers} connected swarm peers, ${s.members} live members, ${s.connections} connections`)
     print(`uptime       ${formatDuration(s.uptimeMs)}`)
-    print(`tracker      ${s.supernode.mode} (${s.supernode.eligible === true ? 'eligible' : 'not eligible'})`)
+    print(`tracker      ${s.supernode.mode} (${s.supernode.eligible === true ? 'eligible' : 'not eligible'}); tracker for ${s.trackedTasks.length} tasks, ${s.tracker.registrations} registrations, ${s.tracker.redirects} redirects`)
+    print(`bytes        ${formatBytes(s.bytes.fromPeers)} from peers, ${formatBytes(s.bytes.fromOrigin)} from origins, ${formatBytes(s.bytes.uploaded)} uploaded`)
+    print(`downloads    ${s.downloads.running} running, ${s.downloads.succeeded} done, ${s.downloads.failed} failed; store: ${s.store.tasks} tasks, ${formatBytes(s.store.bytesStored)}`)
     print(`dht          ${s.dht.routingTable} peers in the routing table`)
     print(`gossip       ${s.gossip.meshPeers} mesh peers, ${s.gossip.topicPeers} on ${s.gossip.topic}`)
     print('addresses')
