@@ -93,11 +93,19 @@ export async function metricOf (d: DaemonProcess, name: string): Promise<number>
 }
 
 /**
+ * The environment of test daemons: failure logs on, or what E2E_DEBUG names
+ * (e.g. `damselfly:*` to see why a test failed)
+ */
+export function daemonEnv (): Record<string, string> {
+  return { DEBUG: process.env.E2E_DEBUG ?? 'damselfly:*:error' }
+}
+
+/**
  * Start daemons on 127.0.0.1 (heartbeat 500 ms): the first alone, the rest
  * bootstrapping from it, all at once. Failure logs are enabled.
  */
 export async function startSwarmDaemons (root: string, n: number, args: string[] = [], into: DaemonProcess[] = []): Promise<DaemonProcess[]> {
-  const env = { DEBUG: 'damselfly:*:error' }
+  const env = daemonEnv()
   const first = await startDaemon(args, { dataDir: path.join(root, 'node-0'), env })
   into.push(first)
   const rest = await Promise.all(Array.from({ length: n - 1 }, async (_, i) => {
@@ -142,5 +150,12 @@ export async function waitForDownload (d: DaemonProcess, taskId: string, ms: num
  * Stop daemons (SIGKILL: nothing to flush in a test) and wait for them to exit
  */
 export async function killAll (daemons: DaemonProcess[]): Promise<void> {
-  await Promise.allSettled(daemons.splice(0).map(async d => d.stop('SIGKILL')))
+  const list = daemons.splice(0)
+  await Promise.allSettled(list.map(async d => d.stop('SIGKILL')))
+  // E2E_LOG_DIR keeps each daemon's output for a look after the run
+  const logDir = process.env.E2E_LOG_DIR
+  if (logDir != null && logDir !== '') {
+    await fs.promises.mkdir(logDir, { recursive: true })
+    await Promise.allSettled(list.map(async (d, i) => fs.promises.writeFile(path.join(logDir, `${Date.now()}-${i}-${d.peerId}.log`), d.output())))
+  }
 }

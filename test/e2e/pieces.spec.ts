@@ -10,7 +10,7 @@ import { expect } from 'aegir/chai'
 import { electTrackers } from '../../src/election/index.ts'
 import { DEFAULT_PARENT_PIPELINE } from '../../src/task/constants.ts'
 import { runCli, startDaemon } from '../utils/cli.ts'
-import { MiB, getJson, killAll, metricOf, postJson, sha256File, sleep, startSwarmDaemons, tempRoot, until, waitForDownload, waitForMembers, writeRandomFile } from './helpers.ts'
+import { MiB, daemonEnv, getJson, killAll, metricOf, postJson, sha256File, sleep, startSwarmDaemons, tempRoot, until, waitForDownload, waitForMembers, writeRandomFile } from './helpers.ts'
 import type { DaemonProcess } from '../utils/cli.ts'
 
 /**
@@ -177,7 +177,7 @@ describe('e2e: pieces between real daemons on 127.0.0.1', function () {
     expect(atKill.piecesDone).to.be.below(meta.pieceCount)
     const uploadedBefore = await settled(async () => (await getJson(seed, '/status')).bytes.uploaded)
 
-    const d1 = await startDaemon(['--bootstrap', seed.addrs[0]], { dataDir: d0.dataDir, env: { DEBUG: 'damselfly:*:error' } })
+    const d1 = await startDaemon(['--bootstrap', seed.addrs[0]], { dataDir: d0.dataDir, env: daemonEnv() })
     daemons.push(d1)
     expect(d1.peerId).to.equal(d0.peerId)
     const stored = (await getJson(d1, '/status')).store.bytesStored as number
