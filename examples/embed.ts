@@ -49,6 +49,8 @@ try {
   while (Date.now() < deadline && service.status().members === 0) {
     await new Promise(resolve => setTimeout(resolve, 100))
   }
+  // and let the members hear of us: seeds re-register with the trackers we now share
+  await new Promise(resolve => setTimeout(resolve, 1000))
   const download = service.get({ url })
   const meta = await download.done
   await service.export(meta.taskId, path.resolve(output), { overwrite: true })

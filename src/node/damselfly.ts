@@ -285,6 +285,10 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     // store so trackers and parents that are not connected yet can be dialled
     this.swarm.addEventListener('swarm:member-joined', (evt) => {
       this.addPeerAddrs(evt.detail.peerId, evt.detail.addrs).catch(() => {})
+      // the newcomer may be a task's tracker now: tell it what we seed
+      if (evt.detail.trackerEligible) {
+        this.engine.reannounceSeeds()
+      }
     })
 
     for (const name of ['swarm:peer-count', 'swarm:incompatible-peer', 'swarm:member-joined', 'swarm:member-left'] as const) {

@@ -24,6 +24,7 @@ export interface EngineStats {
 
 interface Seed {
   until: number
+  announcing?: boolean
   timer?: ReturnType<typeof setTimeout>
   tracker?: string
 }
@@ -137,7 +138,29 @@ export class Engine {
     void this.announceSeed(taskId, seed)
   }
 
+  /**
+   * Announce every seed now: after a membership change a task may have a
+   * new tracker, which knows nothing of us until we tell it
+   */
+  reannounceSeeds (): void {
+    for (const [taskId, seed] of this.seeds) {
+      if (seed.announcing !== true) {
+        clearTimeout(seed.timer)
+        void this.announceSeed(taskId, seed)
+      }
+    }
+  }
+
   private async announceSeed (taskId: string, seed: Seed): Promise<void> {
+    seed.announcing = true
+    try {
+      await this.announceSeedOnce(taskId, seed)
+    } finally {
+      seed.announcing = false
+    }
+  }
+
+  private async announceSeedOnce (taskId: string, seed: Seed): Promise<void> {
     let interval = DEFAULT_ANNOUNCE_INTERVAL_MS
     const meta = this.init.store.getTask(taskId)
     if (meta == null || this.stopped || Date.now() > seed.until || this.downloads.get(taskId)?.state === 'running') {

@@ -15,6 +15,9 @@ import type { CommandModule } from 'yargs'
 /** With a bootstrap list, an embedded node waits this long for the swarm before it starts */
 const EMBEDDED_JOIN_WAIT_MS = 5000
 
+/** …and after it heard the first member, this long for the members to hear of it */
+const EMBEDDED_SETTLE_MS = 1000
+
 /**
  * The download timed out (--timeout)
  */
@@ -200,6 +203,10 @@ async function embedded (argv: Args, request: GetRequest, output: string, overwr
       const deadline = Date.now() + EMBEDDED_JOIN_WAIT_MS
       while (Date.now() < deadline && (node.status().peers === 0 || node.status().members === 0)) {
         await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      if (node.status().members > 0) {
+        // let the members hear of us too: seeds re-register with trackers we now share
+        await new Promise(resolve => setTimeout(resolve, EMBEDDED_SETTLE_MS))
       }
     }
     const d = node.service.get(request)
