@@ -1,0 +1,68 @@
+/**
+ * Paths served through the swarm unless configured otherwise: blob GETs and
+ * HEADs by sha256 digest. Content-addressed, so the task id comes from the
+ * digest and one layer pulled from any registry or mirror is one task.
+ */
+export const DEFAULT_PROXY_RULES: readonly string[] = Object.freeze(['/v2/.+/blobs/sha256:[0-9a-f]{64}$'])
+
+/**
+ * Header naming the upstream registry of one request (`https://ghcr.io` or
+ * `ghcr.io`), as containerd's hosts.toml `[host."…".header]` can send it
+ */
+export const REGISTRY_HEADER = 'x-damselfly-registry'
+
+/**
+ * Query parameter containerd adds to every request it sends to a mirror
+ * host: the registry the image belongs to (`?ns=docker.io`)
+ */
+export const NS_PARAM = 'ns'
+
+/**
+ * Docker Hub's name in image references and its API host
+ */
+export const DOCKER_HUB_NAMES: readonly string[] = Object.freeze(['docker.io', 'index.docker.io', 'registry-1.docker.io'])
+export const DOCKER_HUB_API = 'https://registry-1.docker.io'
+
+/**
+ * Wait for the upstream's response headers, in ms. Registries answer
+ * manifests and token redirects in well under a second; 30 s covers a slow
+ * registry without holding a client for minutes on a dead one.
+ */
+export const DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS = 30_000
+
+/**
+ * Longest silence while streaming a forwarded body, in ms
+ */
+export const DEFAULT_UPSTREAM_BODY_TIMEOUT_MS = 60_000
+
+/**
+ * How often a blob response waiting for its next piece re-checks the store
+ * when no download event arrived, in ms. Events wake it at once; the poll
+ * only covers pieces written by another download of the same task.
+ */
+export const DEFAULT_PIECE_POLL_MS = 250
+
+/**
+ * A blob request gives up when its download learned nothing (no task
+ * metadata) for this long, in ms: the download's own timeouts (tracker
+ * retries, origin stat with retries) are shorter, so this only stops a hang.
+ */
+export const DEFAULT_METADATA_TIMEOUT_MS = 120_000
+
+/**
+ * Headers that describe one connection, never forwarded (RFC 9110 §7.6.1),
+ * plus the ones this proxy consumes itself
+ */
+export const HOP_BY_HOP_HEADERS: readonly string[] = Object.freeze([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  REGISTRY_HEADER
+])
