@@ -28,5 +28,9 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
   { flag: 'control', env: 'DAMSELFLY_CONTROL', key: 'control.listen', type: 'string', describe: 'Control API HOST:PORT on loopback ("" to disable)' },
   { flag: 'upload-rate', env: 'DAMSELFLY_UPLOAD_RATE', key: 'transfer.uploadRate', type: 'string', describe: 'Upload limit in bytes/s (e.g. 50MiB; 0 = none)' },
-  { flag: 'download-rate', env: 'DAMSELFLY_DOWNLOAD_RATE', key: 'transfer.downloadRate', type: 'string', describe: 'Download limit in bytes/s (0 = none)' }
+  { flag: 'download-rate', env: 'DAMSELFLY_DOWNLOAD_RATE', key: 'transfer.downloadRate', type: 'string', describe: 'Download limit in bytes/s (0 = none)' },
+  { flag: 'proxy', env: 'DAMSELFLY_PROXY', key: 'proxy.listen', type: 'string', describe: 'Registry mirror HOST:PORT ("" to disable)' },
+  { flag: 'registry-mirror', env: 'DAMSELFLY_REGISTRY_MIRROR', key: 'proxy.registryMirror', type: 'string', describe: 'Upstream registry of the mirror, e.g. https://registry-1.docker.io' },
+  { flag: 'proxy-allow-host', env: 'DAMSELFLY_PROXY_ALLOW_HOSTS', key: 'proxy.allowHosts', type: 'array', describe: 'Registry a mirror request may name: host[:port], *.domain or http://host:port (repeatable; env: comma-separated)' },
+  { flag: 'proxy-rule', env: 'DAMSELFLY_PROXY_RULES', key: 'proxy.rules', type: 'array', describe: 'Regex over the request path sent through the swarm (repeatable; replaces the default)' }
 ]

@@ -103,6 +103,28 @@ export const transferSchema = z.strictObject({
   downloadRate: byteSize.default(0)
 })
 
+const regexString = z.string().min(1).refine((s) => {
+  try {
+    RegExp(s)
+    return true
+  } catch {
+    return false
+  }
+}, 'must be a valid regular expression')
+
+export const proxySchema = z.strictObject({
+  /** HOST:PORT of the registry mirror (OCI distribution API); empty string disables it. Default: '127.0.0.1:4782' */
+  listen: z.union([hostPort, z.literal('')]).default(`127.0.0.1:${DEFAULT_PROXY_PORT}`),
+  /** The registry pulls go to when a request names none, e.g. https://registry-1.docker.io. Default: null */
+  registryMirror: z.string().transform(s => s.trim() === '' ? null : s.trim()).pipe(
+    z.string().regex(/^https?:\/\/[^/?#\s]+\/?$/, 'must be http(s)://host[:port] with no path, e.g. https://registry-1.docker.io').nullable()
+  ).nullable().default(null),
+  /** More registries a request may name (X-Damselfly-Registry header, containerd ?ns=): host[:port], *.domain or http://host:port. Default: [] */
+  allowHosts: z.array(z.string().regex(/^(https?:\/\/)?(\*\.)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?\/?$/, 'must be host[:port], *.domain or http(s)://host[:port]')).default([]),
+  /** Regular expressions over the request path; matching GETs/HEADs go through the swarm. Default: ['/v2/.+/blobs/sha256:[0-9a-f]{64}$'] */
+  rules: z.array(regexString).default(['/v2/.+/blobs/sha256:[0-9a-f]{64}$'])
+})
+
 export const configSchema = z.strictObject({
   /** Where the identity, the swarm key, the piece store and the control socket live. Default: '~/.damselfly' */
   dataDir: z.string().min(1).default('~/.damselfly'),
@@ -117,7 +139,8 @@ export const configSchema = z.strictObject({
   swarm: swarmSchema.default(swarmSchema.parse({})),
   control: controlSchema.default(controlSchema.parse({})),
   connections: connectionsSchema.default(connectionsSchema.parse({})),
-  transfer: transferSchema.default(transferSchema.parse({}))
+  transfer: transferSchema.default(transferSchema.parse({})),
+  proxy: proxySchema.default(proxySchema.parse({}))
 })
 
 /**
