@@ -3,6 +3,7 @@ import path from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
 import { Registry } from 'prom-client'
 import { createDamselfly } from '../node/index.ts'
+import { RegistryMirror } from '../proxy/index.ts'
 import { ControlApi, HttpError, readJson } from './control-api.ts'
 import type { NodeConfig } from '../config/index.ts'
 import type { DamselflyNode } from '../node/index.ts'
@@ -45,15 +46,20 @@ export class Daemon {
   public readonly node: DamselflyNode
   public readonly registry: Registry
   public readonly api: ControlApi
+  /** the registry mirror; listening unless proxy.listen is '' or its address was taken (see proxyError) */
+  public readonly proxy: RegistryMirror
   public controlAddress?: string
+  /** why the registry mirror is not listening, when it could not */
+  public proxyError?: string
   public readonly socket?: string
   private readonly log: Logger
   private stopping?: Promise<void>
 
-  private constructor (node: DamselflyNode, registry: Registry, api: ControlApi, log: Logger, socket?: string) {
+  private constructor (node: DamselflyNode, registry: Registry, api: ControlApi, proxy: RegistryMirror, log: Logger, socket?: string) {
     this.node = node
     this.registry = registry
     this.api = api
+    this.proxy = proxy
     this.log = log
     this.socket = socket
   }
@@ -70,9 +76,21 @@ export class Daemon {
     const registry = new Registry()
     const node = await createDamselfly({ config, metricsRegistry: registry, logger })
     const api = new ControlApi(log)
-    const daemon = new Daemon(node, registry, api, log, sock)
+    let proxy: RegistryMirror
+    try {
+      proxy = new RegistryMirror(node.service, { ...config.proxy, logger, metrics: node.libp2p.metrics })
+    } catch (err) {
+      await node.stop()
+      throw err
+    }
+    const daemon = new Daemon(node, registry, api, proxy, log, sock)
     daemon.addRoutes()
     try {
+      // a taken mirror port does not stop the node: it still serves the swarm and the control API
+      await proxy.start().catch((err: Error) => {
+        daemon.proxyError = err.message
+        log.error('the registry mirror is off: %s', err.message)
+      })
       if (config.control.listen !== '') {
         daemon.controlAddress = await api.listenTcp(config.control.listen)
         if (!/^(127\.|\[::1\]|localhost)/.test(daemon.controlAddress)) {
@@ -83,6 +101,7 @@ export class Daemon {
         await api.listenSocket(sock)
       }
     } catch (err) {
+      await proxy.stop()
       await api.close()
       await node.stop()
       throw err
@@ -94,7 +113,7 @@ export class Daemon {
     const node = this.node
     this.api
       .route('GET', '/healthz', () => ({ ok: true, peerId: node.peerId.toString(), peers: node.status().peers }))
-      .route('GET', '/status', () => ({ ...node.status(), control: this.controlAddress, socket: this.socket, swarmKeyFile: node.config.swarm.keyFile, dataDir: node.config.dataDir, pid: process.pid }))
+      .route('GET', '/status', () => ({ ...node.status(), control: this.controlAddress, socket: this.socket, proxy: { ...this.proxy.stats(), error: this.proxyError }, swarmKeyFile: node.config.swarm.keyFile, dataDir: node.config.dataDir, pid: process.pid }))
       .route('GET', '/peers', () => node.peers())
       .route('GET', '/members', () => node.service.members())
       .route('GET', '/metrics', async (_req, res) => {
@@ -196,6 +215,7 @@ export class Daemon {
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       this.log('stopping')
+      await this.proxy.stop()
       await this.api.close()
       await this.node.stop()
       this.log('stopped')
