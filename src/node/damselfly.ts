@@ -16,6 +16,7 @@ import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
 import { TrackerPortAdapter, trackerServiceFor } from './tracker-port.ts'
 import type { TrackerHandle } from './tracker-port.ts'
+import type { LocalTask } from '../tracker/index.ts'
 import type { TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
 import type { Download, DownloadProgress } from '../task/download.ts'
@@ -251,7 +252,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 
     this.tracker = trackerServiceFor(components, {
       eligiblePeers: () => this.eligiblePeers(),
-      protocolVersion: init.protocolVersions?.tracker
+      protocolVersion: init.protocolVersions?.tracker,
+      localTask: (taskId) => this.localTask(taskId)
     })
 
     const port = new TrackerPortAdapter({
@@ -274,6 +276,26 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       },
       provide: async (taskId) => {
         await this.components.contentRouting.provide(taskCid(taskId), { signal: AbortSignal.timeout(30_000) })
+      },
+      findProviders: async (taskId, options) => {
+        const found: string[] = []
+        try {
+          for await (const p of this.components.contentRouting.findProviders(taskCid(taskId), { signal: options.signal })) {
+            const id = p.id.toString()
+            if (id !== this.components.peerId.toString() && !found.includes(id)) {
+              found.push(id)
+              await this.addPeerAddrs(id, p.multiaddrs.map(a => a.toString()))
+            }
+            if (found.length >= options.limit) {
+              break
+            }
+          }
+        } catch (err: any) {
+          if (found.length === 0 && err.name !== 'AbortError' && err.name !== 'TimeoutError') {
+            this.log('provider lookup for %s failed - %s', taskId, err.message)
+          }
+        }
+        return found
       }
     })
 
@@ -466,6 +488,23 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       tracker: this.tracker.stats(),
       trackedTasks: this.tracker.tasks(),
       store: this.store.stats()
+    }
+  }
+
+  /**
+   * A complete task of the store, for nodes that found us as its DHT provider
+   */
+  private localTask (taskId: string): LocalTask | undefined {
+    const meta = this.store.getTask(taskId)
+    if (meta == null || meta.state !== 'complete') {
+      return undefined
+    }
+    return {
+      meta: { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest },
+      pieceDigests: meta.pieceDigests.map(d => d != null ? Buffer.from(d, 'hex') : undefined),
+      have: this.store.have(taskId),
+      addrs: this.components.addressManager.getAddresses().map(a => a.bytes),
+      freeUploadSlots: Math.max(0, this.init.uploadSlots - this.transfer.stats().activeUploads)
     }
   }
 

@@ -1,16 +1,17 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import { electTrackers } from '../election/index.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import { tracker } from '../tracker/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DAMSELFLY_VERSION } from '../version.ts'
 import type { AnnounceRequest, AnnounceResult, TrackerPort } from '../task/tracker-port.ts'
-import type { Tracker, TrackerComponents } from '../tracker/index.ts'
+import type { AnnounceRequest as TrackerAnnounceRequest, AnnounceResponse as TrackerAnnounceResponse, LocalTask, Tracker, TrackerComponents } from '../tracker/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export type TrackerHandle = Tracker
 
-export function trackerServiceFor (components: TrackerComponents, init: { eligiblePeers(): string[], protocolVersion?: string }): Tracker {
-  return tracker({ eligiblePeers: init.eligiblePeers, protocolVersion: init.protocolVersion })(components)
+export function trackerServiceFor (components: TrackerComponents, init: { eligiblePeers(): string[], protocolVersion?: string, localTask?(taskId: string): LocalTask | undefined }): Tracker {
+  return tracker({ eligiblePeers: init.eligiblePeers, protocolVersion: init.protocolVersion, localTask: init.localTask })(components)
 }
 
 export interface TrackerPortInit {
@@ -43,8 +44,11 @@ export class TrackerPortAdapter implements TrackerPort {
     this.init = init
   }
 
-  async announce (req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
-    const { tracker, response } = await this.init.tracker.client.announceElected(req.taskId, this.init.eligiblePeers(), {
+  /** the other elected trackers each task registered with, which get our reports too */
+  private readonly secondaries = new Map<string, Set<string>>()
+
+  private wireRequest (req: AnnounceRequest): Omit<TrackerAnnounceRequest, 'taskId'> {
+    return {
       url: req.url,
       digest: req.digest,
       meta: req.meta,
@@ -55,11 +59,50 @@ export class TrackerPortAdapter implements TrackerPort {
       version: DAMSELFLY_VERSION,
       wantGrant: req.wantGrant,
       wantDigests: true
-    }, { signal: options.signal })
+    }
+  }
+
+  /**
+   * Announce to the first elected tracker that answers (following
+   * redirects), and register with the other elected tracker too, so it can
+   * take over with our state if the first one goes away. When the first knows
+   * nothing of the task and we cannot tell it (no metadata), the other may.
+   */
+  async announce (req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
+    const eligible = this.init.eligiblePeers()
+    const request = this.wireRequest(req)
+    const { tracker, response } = await this.init.tracker.client.announceElected(req.taskId, eligible, request, { signal: options.signal })
+    const others = electTrackers(req.taskId, eligible).filter(p => p !== tracker.toString())
+    this.secondaries.set(req.taskId, new Set(others))
+    if (response.status === 'need-meta' && req.meta == null) {
+      for (const other of others) {
+        try {
+          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId }, { signal: options.signal, retries: 0 })
+          if (res.status === 'ok' && res.meta != null) {
+            return this.toResult(peerIdFromString(other).toString(), res)
+          }
+        } catch {
+          // the other tracker is down or redirects: the first answer stands
+        }
+      }
+    }
+    for (const other of others) {
+      // a standby registration: no grant from it, so the origin is read once
+      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { retries: 0 }).catch(() => {})
+    }
+    return this.toResult(tracker.toString(), response)
+  }
+
+  async announceDirect (peerId: string, req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
+    const response = await this.init.tracker.client.announce(peerId, { ...this.wireRequest(req), taskId: req.taskId, wantGrant: false, direct: true }, { signal: options.signal, retries: 0 })
+    return { ...this.toResult(peerId, response), direct: true }
+  }
+
+  private toResult (tracker: string, response: TrackerAnnounceResponse): AnnounceResult {
     const pieceCount = response.meta != null && response.meta.pieceSize > 0 ? Math.ceil(response.meta.contentLength / response.meta.pieceSize) : 0
     return {
       status: response.status === 'need-meta' ? 'need-meta' : 'ok',
-      tracker: tracker.toString(),
+      tracker,
       meta: response.meta,
       digests: response.meta?.pieceDigests,
       parents: response.parents.flatMap(p => {
@@ -75,10 +118,21 @@ export class TrackerPortAdapter implements TrackerPort {
   }
 
   async report (trackerId: string, taskId: string, pieces: Array<{ index: number, digest: Uint8Array }>, options: { signal?: AbortSignal } = {}): Promise<void> {
+    for (const other of this.secondaries.get(taskId) ?? []) {
+      if (other !== trackerId) {
+        this.init.tracker.client.report(other, taskId, pieces, { retries: 0 }).catch(() => {})
+      }
+    }
     await this.init.tracker.client.report(trackerId, taskId, pieces, { signal: options.signal })
   }
 
   async leave (trackerId: string, taskId: string): Promise<void> {
+    for (const other of this.secondaries.get(taskId) ?? []) {
+      if (other !== trackerId) {
+        this.init.tracker.client.leave(other, taskId, { retries: 0 }).catch(() => {})
+      }
+    }
+    this.secondaries.delete(taskId)
     await this.init.tracker.client.leave(trackerId, taskId, { retries: 0 })
   }
 

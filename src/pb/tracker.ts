@@ -289,6 +289,7 @@ export interface Announce {
   wantGrant: boolean
   zone?: string
   wantDigests: boolean
+  direct: boolean
 }
 
 export namespace Announce {
@@ -358,6 +359,11 @@ export namespace Announce {
           w.bool(obj.wantDigests)
         }
 
+        if ((obj.direct != null && obj.direct !== false)) {
+          w.uint32(96)
+          w.bool(obj.direct)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -369,7 +375,8 @@ export namespace Announce {
           freeUploadSlots: 0,
           version: '',
           wantGrant: false,
-          wantDigests: false
+          wantDigests: false,
+          direct: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -426,6 +433,10 @@ export namespace Announce {
             }
             case 11: {
               obj.wantDigests = reader.bool()
+              break
+            }
+            case 12: {
+              obj.direct = reader.bool()
               break
             }
             default: {
@@ -532,6 +543,13 @@ export namespace Announce {
               }
               break
             }
+            case 12: {
+              yield {
+                field: `${prefix}.direct`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -631,6 +649,11 @@ export namespace Announce {
     value: boolean
   }
 
+  export interface AnnounceDirectFieldEvent {
+    field: '$.direct'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Announce>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Announce.codec())
   }
@@ -639,7 +662,7 @@ export namespace Announce {
     return decodeMessage(buf, Announce.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent | AnnounceDirectFieldEvent> {
     return streamMessage(buf, Announce.codec(), opts)
   }
 }
@@ -1252,6 +1275,11 @@ export namespace TrackerRequest {
     value: boolean
   }
 
+  export interface TrackerRequestAnnounceDirectFieldEvent {
+    field: '$.announce.direct'
+    value: boolean
+  }
+
   export interface TrackerRequestReportPiecesIndexFieldEvent {
     field: '$.report.pieces[].index'
     value: number
@@ -1282,7 +1310,7 @@ export namespace TrackerRequest {
     return decodeMessage(buf, TrackerRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestAnnounceDirectFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
     return streamMessage(buf, TrackerRequest.codec(), opts)
   }
 }

@@ -46,3 +46,12 @@ export const DEFAULT_SEED_ANNOUNCE_MS = 30 * 60_000
 
 /** With back-to-source disabled and no peer holding a missing piece, give up after this long */
 export const DEFAULT_NO_SOURCE_TIMEOUT_MS = 60_000
+
+/** A task known only by its digest waits this long for a tracker or provider to tell its metadata */
+export const DEFAULT_META_WAIT_MS = 15_000
+
+/** One DHT provider lookup; most provider records of a small swarm come back within a second */
+export const DEFAULT_PROVIDER_LOOKUP_MS = 5_000
+
+/** Providers asked for their own copy when no tracker answers */
+export const DEFAULT_MAX_PROVIDERS = 5

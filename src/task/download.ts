@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
@@ -63,6 +64,8 @@ export interface DownloadContext {
   fetchPieces(peerId: string, addrs: string[], taskId: string, indexes: number[], options: FetchOptions): Promise<FetchResult[]>
   /** node-wide counters updated as bytes arrive */
   onBytes(source: 'peer' | 'origin', n: number): void
+  /** nodes that announced a complete copy of the task in the DHT */
+  findProviders?(taskId: string, options: { signal: AbortSignal, limit: number }): Promise<string[]>
 }
 
 interface ParentState {
@@ -94,6 +97,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private readonly picker = new PiecePicker()
   private readonly blocklist = new Blocklist()
   private readonly parents = new Map<string, ParentState>()
+  /** parents found as DHT providers (kept when a tracker answer does not list them) */
+  private readonly providers = new Set<string>()
   /** pieces in flight: index → parents (or 'origin') */
   private readonly inflight = new Map<number, Set<string>>()
   /** pieces the tracker wants this node to fetch from the origin (its whole current grant) */
@@ -131,6 +136,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     this.ctx = ctx
     this.request = { backToSource: true, ...request }
     this.log = ctx.logger.forComponent(`damselfly:task:${request.taskId.slice(0, 8)}`)
+    // every fetch, write and origin read of the download listens to it
+    setMaxListeners(Infinity, this.controller.signal)
     this.done = this.run()
     // the caller may never await `done` (e.g. a cancelled download in the daemon)
     this.done.catch(() => {})
@@ -253,6 +260,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (this.meta == null && res?.meta != null) {
       await this.createTask(res.meta)
     }
+    if (this.meta == null && this.request.url == null) {
+      // no origin to stat: the metadata must come from a tracker (a seed may
+      // be registering with it right now) or from a DHT provider's own copy
+      res = await this.waitForMeta(res)
+    }
     if (this.meta == null) {
       await this.statOrigin()
       if (!this.noTracker) {
@@ -262,7 +274,71 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (res != null) {
       await this.apply(res)
     }
+    if (this.noTracker) {
+      await this.askProviders()
+    }
     this.nextAnnounceAt = Date.now() + this.intervalMs
+  }
+
+  private async waitForMeta (first: AnnounceResult | undefined): Promise<AnnounceResult | undefined> {
+    const deadline = Date.now() + DEFAULT_META_WAIT_MS
+    let res = first
+    let providersAsked = false
+    while (this.meta == null && Date.now() < deadline) {
+      this.throwIfStopped()
+      if (!providersAsked || this.noTracker) {
+        providersAsked = true
+        if (await this.askProviders()) {
+          return undefined
+        }
+      }
+      await new Promise(resolve => setTimeout(resolve, DEFAULT_IDLE_ANNOUNCE_MS * 2))
+      res = await this.tryAnnounce()
+      if (res?.meta != null) {
+        await this.createTask(res.meta)
+      }
+    }
+    return res
+  }
+
+  /**
+   * Nodes that provide the task in the DHT answer for their own copy: use
+   * them as parents when no tracker can. Their piece digests are their own
+   * (the same trust as a tracker's, which relays them); the whole-file
+   * digest, when known, is the end-to-end check.
+   */
+  private async askProviders (): Promise<boolean> {
+    if (this.ctx.findProviders == null) {
+      return false
+    }
+    const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(DEFAULT_PROVIDER_LOOKUP_MS)])
+    const providers = await this.ctx.findProviders(this.request.taskId, { signal, limit: DEFAULT_MAX_PROVIDERS }).catch(() => [])
+    let found = false
+    for (const peerId of providers) {
+      try {
+        const res = await this.ctx.tracker.announceDirect(peerId, {
+          taskId: this.request.taskId,
+          url: this.request.url,
+          digest: this.request.digest,
+          meta: this.metaInfo(),
+          have: this.meta != null ? this.haveBitfield() : undefined,
+          wantGrant: false
+        }, { signal: this.controller.signal })
+        if (this.meta == null && res.meta != null) {
+          await this.createTask(res.meta)
+        }
+        if (this.meta != null) {
+          await this.apply(res)
+          found = true
+        }
+      } catch (err: any) {
+        this.log('provider %s could not help with task %s - %s', peerId, this.request.taskId, err.message)
+      }
+    }
+    if (found) {
+      this.log('using %d DHT providers of task %s', this.parents.size, this.request.taskId)
+    }
+    return found
   }
 
   private async statOrigin (): Promise<void> {
@@ -325,12 +401,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (meta == null) {
       return
     }
-    if (this.tracker != null && this.tracker !== res.tracker) {
-      this.log('tracker changed %s → %s', this.tracker, res.tracker)
-      this.trackerKnows = []
+    if (res.direct !== true) {
+      if (this.tracker != null && this.tracker !== res.tracker) {
+        this.log('tracker changed %s → %s', this.tracker, res.tracker)
+        this.trackerKnows = []
+      }
+      this.tracker = res.tracker
+      this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS
     }
-    this.tracker = res.tracker
-    this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS
 
     if (res.meta != null && (res.meta.contentLength !== meta.contentLength || res.meta.pieceSize !== meta.pieceSize)) {
       throw new DigestMismatchError(`the tracker describes task ${meta.taskId} as ${res.meta.contentLength} bytes in ${res.meta.pieceSize}-byte pieces, but this node has ${meta.contentLength} in ${meta.pieceSize}; the file changed at the origin — remove the task (damselfly export/import) or retry later`)
@@ -339,7 +417,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const digests = res.digests ?? []
     const learned: Array<string | undefined> = meta.pieceDigests.slice()
     let changed = false
-    this.trackerKnows = Array.from({ length: meta.pieceCount }, (_, i) => digests[i] != null && digests[i]!.byteLength === 32)
+    if (res.direct !== true) {
+      this.trackerKnows = Array.from({ length: meta.pieceCount }, (_, i) => digests[i] != null && digests[i]!.byteLength === 32)
+    }
     for (let i = 0; i < meta.pieceCount; i++) {
       const d = digests[i]
       if (d != null && d.byteLength === 32 && learned[i] == null) {
@@ -359,6 +439,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         continue
       }
       seen.add(p.peerId)
+      if (res.direct === true) {
+        this.providers.add(p.peerId)
+      }
       const known = this.parents.get(p.peerId)
       if (known != null) {
         known.have = p.have
@@ -367,13 +450,16 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         this.parents.set(p.peerId, { peerId: p.peerId, addrs: p.addrs, have: p.have, inflight: 0, failures: 0, restUntil: 0, bytes: 0 })
       }
     }
+    const have = this.haveBitfield()
+    if (res.direct === true) {
+      return
+    }
     for (const [id, p] of this.parents) {
-      if (!seen.has(id) && p.inflight === 0) {
+      if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id)) {
         this.parents.delete(id)
       }
     }
 
-    const have = this.haveBitfield()
     // each answer carries our whole current grant: pieces missing from it were moved to another peer
     this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
     this.grantEpoch++
@@ -434,8 +520,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       if (have.get(i) || this.trackerGrants.has(i) || this.selfGrants.has(i) || this.inflight.has(i)) {
         continue
       }
-      // while the tracker answers, only take what no parent can give
-      if (!this.noTracker && [...this.parents.values()].some(p => p.have.get(i))) {
+      // only take what no parent can give
+      if ([...this.parents.values()].some(p => p.have.get(i))) {
         continue
       }
       this.selfGrants.add(i)

@@ -41,6 +41,8 @@ export interface AnnounceResult {
   grant: number[]
   intervalMs: number
   message?: string
+  /** the answer of a DHT provider about its own copy, not of a tracker */
+  direct?: boolean
 }
 
 export interface TrackerPort {
@@ -50,4 +52,6 @@ export interface TrackerPort {
   report(tracker: string, taskId: string, pieces: Array<{ index: number, digest: Uint8Array }>, options?: { signal?: AbortSignal }): Promise<void>
   leave(tracker: string, taskId: string): Promise<void>
   reportBadPeer(tracker: string, taskId: string, peerId: string, index: number): Promise<void>
+  /** ask a node found as a DHT provider about its own copy of the task (no tracker involved) */
+  announceDirect(peerId: string, req: AnnounceRequest, options?: { signal?: AbortSignal }): Promise<AnnounceResult>
 }

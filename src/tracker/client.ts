@@ -77,6 +77,8 @@ export interface AnnounceRequest {
   /** Ask for the piece digests (set while some are missing) */
   wantDigests?: boolean
   zone?: string
+  /** ask the node about content it holds itself (a DHT provider), elected or not */
+  direct?: boolean
 }
 
 /** A candidate parent */
@@ -455,7 +457,8 @@ export class TrackerClient {
         version: req.version ?? DAMSELFLY_VERSION,
         wantGrant: req.wantGrant ?? false,
         wantDigests: req.wantDigests ?? false,
-        zone: req.zone
+        zone: req.zone,
+        direct: req.direct ?? false
       }
     }
   }

@@ -82,6 +82,7 @@
 
 import { TrackerService } from './tracker.ts'
 import type { TrackerClient, TrackerClientInit, TrackerClientStats } from './client.ts'
+import type { LocalTask } from './rpc.ts'
 import type { TaskSummary, TrackerStateInit } from './state.ts'
 import type { AbortOptions, ComponentLogger, Connection, Metrics, PeerId, Startable, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -112,6 +113,7 @@ export {
 } from './errors.ts'
 export type { TrackerAttempt, TrackerFailureCause } from './errors.ts'
 export * as constants from './constants.ts'
+export type { LocalTask } from './rpc.ts'
 
 export interface TrackerInit extends TrackerStateInit {
   /**
@@ -180,6 +182,9 @@ export interface TrackerInit extends TrackerStateInit {
    * @default 16
    */
   maxOutboundStreams?: number
+
+  /** A complete task this node holds itself: answered to DIRECT announces from nodes that found it as a DHT provider */
+  localTask?(taskId: string): LocalTask | undefined
 
   /** Options of the built-in client (timeouts, retries, backoff) */
   client?: Omit<TrackerClientInit, 'protocolPrefix' | 'replicas' | 'local'>

@@ -12,7 +12,8 @@ import { electTrackers, redirectHint } from '../election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../pb/tracker.ts'
 import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
 import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
-import { NotATrackerError, toWireCode } from './errors.ts'
+import { NotATrackerError, UnknownTaskError, toWireCode } from './errors.ts'
+import { validateTaskId } from './state.ts'
 import type { AnnounceInput, TaskMetaInfo, TrackerState } from './state.ts'
 import type { TaskMeta } from '../pb/tracker.ts'
 import type { Logger } from '@libp2p/interface'
@@ -44,9 +45,22 @@ export interface RpcContext {
   now(): number
   /** Binary multiaddrs to send along with a redirect to `peerId` (at most 16), if known */
   addressesOf?(peerId: string): Promise<Uint8Array[]>
+  /** A complete task this node holds itself, for DIRECT announces */
+  localTask?(taskId: string): LocalTask | undefined
   /** Count an event */
   count?(counter: TrackerCounter, n?: number): void
   log: Logger
+}
+
+/**
+ * What a node tells about content in its own store (a DIRECT announce)
+ */
+export interface LocalTask {
+  meta: TaskMetaInfo
+  pieceDigests: Array<Uint8Array | undefined>
+  have: Uint8Array
+  addrs: Uint8Array[]
+  freeUploadSlots: number
 }
 
 const EMPTY = new Uint8Array(0)
@@ -198,6 +212,10 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
     throw new InvalidParametersError('The request has no message type - set type to ANNOUNCE, REPORT, LEAVE or BAD_PEER')
   }
 
+  if (req.type === TrackerRequest.MessageType.ANNOUNCE && req.announce?.direct === true) {
+    return direct(req, ctx)
+  }
+
   const hint = redirectTarget(req.taskId, ctx)
   if (hint != null) {
     const addrs = await ctx.addressesOf?.(hint).catch(() => []) ?? []
@@ -245,6 +263,24 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
     }
     default:
       throw new InvalidParametersError(`Unknown message type ${String(req.type)} - this tracker speaks ANNOUNCE, REPORT, LEAVE and BAD_PEER`)
+  }
+}
+
+/**
+ * A DIRECT announce: what this node holds of the task itself, elected or not
+ */
+function direct (req: TrackerRequest, ctx: RpcContext): TrackerResponse {
+  validateTaskId(req.taskId)
+  const local = ctx.localTask?.(req.taskId)
+  if (local == null) {
+    throw new UnknownTaskError(`This node holds no complete copy of task ${req.taskId} - ask the task's tracker or another provider`)
+  }
+  return {
+    ...bareResponse(TrackerResponse.Status.OK),
+    meta: metaToWire(local.meta, local.pieceDigests),
+    parents: [{ peerId: ctx.self, addrs: local.addrs.slice(0, MAX_ADDRS_PER_PEER).map(wire), have: wire(local.have), freeUploadSlots: local.freeUploadSlots }],
+    grant: [],
+    intervalMs: 0
   }
 }
 

@@ -81,6 +81,7 @@ export class TrackerService implements Tracker {
       serve: init.serve ?? true,
       now: () => Date.now(),
       addressesOf: async (peerId) => this.#addressesOf(peerId),
+      localTask: init.localTask,
       count: (counter, n = 1) => {
         this.#counters[counter] += n
         this.#metrics?.[counter].increment(n)

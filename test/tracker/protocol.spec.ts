@@ -371,8 +371,8 @@ describe('tracker/protocol on in-memory streams', function () {
       const t = await soleTracker({ timeoutMs: 60_000 })
       const frames: Uint8Array[] = [
         Uint8Array.of(0xff, 0xff, 0xff), // not protobuf
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false } }),
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false } }),
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
       ]
       for (const frame of frames) {
         const [client, server] = await streamPair()
@@ -414,7 +414,7 @@ describe('tracker/protocol on in-memory streams', function () {
         await pb.write({
           type: TrackerRequest.MessageType.ANNOUNCE,
           taskId: T,
-          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
+          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, direct: false, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
         }, TrackerRequest)
         await client.close()
         const answer = await pb.read(TrackerResponse)
