@@ -23,6 +23,7 @@ import path from 'node:path'
 import { LoopbackCluster, NetnsCluster } from './fanout/cluster.ts'
 import { writeRandomFile } from './fanout/files.ts'
 import { Guard } from './fanout/guard.ts'
+import { waitForIdle } from './fanout/idle.ts'
 import { plainRun, swarmRun } from './fanout/measure.ts'
 import { netnsUnavailable, removeStale } from './fanout/netns.ts'
 import { boundSeconds, DEFAULT_PRESET, describeScenario, parseScenarios, PRESETS } from './fanout/scenarios.ts'
@@ -42,6 +43,9 @@ import type { Summary } from './lib/stats.ts'
 const GOAL_VS_BOUND: Record<number, number> = { 25: 1.3, 100: 1.5 }
 const GOAL_EGRESS = 1.05
 
+/** --wait-idle waits until other processes use fewer cores than this */
+const IDLE_MAX_CORES = 0.25
+
 /** A loopback run may take this long before it counts as failed */
 const LOOPBACK_TIMEOUT_MS = 600_000
 
@@ -55,8 +59,12 @@ interface Options {
   heartbeatMs: number
   debug: string
   logDir?: string
+  /** logs of failed runs go here */
+  failureLogDir: string
   extraArgs: string[]
   timeoutS?: number
+  /** before each measurement, wait up to this many seconds for other processes to use < IDLE_MAX_CORES */
+  waitIdleS: number
 }
 
 interface CapCheck {
@@ -99,6 +107,8 @@ function options (args: Args): Options {
   const keep = boolFlag(args, 'keep-logs') || debug !== ''
   const timeout = args.flags.get('fanout-timeout')
   const plain = args.flags.get('plain-runs')
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const results = path.join(repoRoot(), 'bench', 'results')
 
   return {
     scenarios: parseScenarios(listFlag(args, 'scenarios', [DEFAULT_PRESET])),
@@ -108,9 +118,11 @@ function options (args: Args): Options {
     sampleMs: intFlag(args, 'sample-ms', 500, 50),
     heartbeatMs: intFlag(args, 'heartbeat-ms', 1000, 100),
     debug,
-    logDir: keep ? path.join(repoRoot(), 'bench', 'results', `fanout-logs-${new Date().toISOString().replace(/[:.]/g, '-')}`) : undefined,
+    logDir: keep ? path.join(results, `fanout-logs-${stamp}`) : undefined,
+    failureLogDir: path.join(results, `fanout-failed-${stamp}`),
     extraArgs: stringFlag(args, 'daemon-args', '').split(/\s+/).filter(Boolean),
-    timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600)
+    timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600),
+    waitIdleS: intFlag(args, 'wait-idle', 0, 0)
   }
 }
 
@@ -159,9 +171,20 @@ async function checkCap (s: Scenario, boundS: number, netns: NetnsCluster, sha25
   return cap
 }
 
+async function idle (o: Options): Promise<void> {
+  if (o.waitIdleS <= 0) {
+    return
+  }
+  const { waitedS, cores } = await waitForIdle(o.waitIdleS, IDLE_MAX_CORES)
+  if (waitedS > 3) {
+    progress(`waited ${fmt(waitedS, 0)} s for the machine to calm down; other processes use ${fmt(cores, 2)} cores`)
+  }
+}
+
 async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Cluster, netns: NetnsCluster | undefined, sha256: string, swarmMs: number, o: Options, resources: Resources, result: ScenarioResult): Promise<void> {
   const dir = await resources.tempDir('damselfly-bench-fanout-')
   try {
+    await idle(o)
     progress(`${s.id}: run ${r + 1}/${runs}: ${s.nodes} daemons fetch ${s.size} bytes`)
     const run = await swarmRun(cluster, {
       nodes: s.nodes,
@@ -171,6 +194,7 @@ async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Clus
       sampleMs: o.sampleMs,
       dir,
       logDir: o.logDir == null ? undefined : path.join(o.logDir, s.id.replace(/:/g, '-'), `run-${r + 1}`),
+      failureLogDir: path.join(o.failureLogDir, s.id.replace(/:/g, '-'), `run-${r + 1}`),
       heartbeatMs: o.heartbeatMs,
       debug: o.debug,
       extraArgs: o.extraArgs,
@@ -192,9 +216,10 @@ async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Clus
   }
 }
 
-async function measurePlain (r: number, plainRuns: number, s: Scenario, cluster: Cluster, sha256: string, plainMs: number, result: ScenarioResult): Promise<void> {
+async function measurePlain (r: number, plainRuns: number, s: Scenario, cluster: Cluster, sha256: string, plainMs: number, o: Options, result: ScenarioResult): Promise<void> {
   progress(`${s.id}: plain HTTP ${r + 1}/${plainRuns}: ${s.nodes} downloads straight from the origin at once`)
   try {
+    await idle(o)
     const p = await plainRun(cluster, s.nodes, sha256, s.size, plainMs)
     result.plain.push(p)
     progress(`  last ${fmt(p.lastS, 1)} s, p50 ${fmt(p.p50S, 1)} s, origin egress ${fmt(p.egress / s.size, 2)}×S, copies ${p.ok ? 'ok' : 'MISMATCH'}`)
@@ -227,7 +252,7 @@ async function runScenario (s: Scenario, tag: number, file: string, sha256: stri
     for (let r = 0; r < runs; r++) {
       await measureSwarm(r, runs, s, cluster, netns, sha256, swarmMs, o, resources, result)
       if (r < plainRuns) {
-        await measurePlain(r, plainRuns, s, cluster, sha256, plainMs, result)
+        await measurePlain(r, plainRuns, s, cluster, sha256, plainMs, o, result)
       }
     }
   } catch (err: any) {
@@ -392,6 +417,7 @@ export const fanoutBench: Bench = {
     { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
     { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },
     { name: 'daemon-args', describe: 'fanout: more `damselfly daemon` arguments, e.g. --daemon-args="--upload-rate 50MiB"' },
+    { name: 'wait-idle', describe: `fanout: before each measurement wait up to this many seconds until other processes use < ${IDLE_MAX_CORES} cores (0)` },
     { name: 'fanout-timeout', describe: 'fanout: seconds one fan-out may take (loopback 600; netns max(300, 10 × S/B + 120))' }
   ],
   run

@@ -61,7 +61,7 @@ async function spawnDaemon (res: Resources, args: string[]): Promise<{ w: Watche
   return { w, dataDir, spawnedAt }
 }
 
-interface StatusSample { peers: number, members: number }
+interface StatusSample { peers: number, members: number, meshPeers?: number, topicPeers?: number, published?: number }
 
 async function getStatus (control: string): Promise<StatusSample | undefined> {
   try {
@@ -69,8 +69,8 @@ async function getStatus (control: string): Promise<StatusSample | undefined> {
     if (!res.ok) {
       return undefined
     }
-    const body = await res.json() as StatusSample
-    return { peers: body.peers, members: body.members }
+    const body = await res.json() as { peers: number, members: number, gossip?: { meshPeers: number, topicPeers: number, published: number } }
+    return { peers: body.peers, members: body.members, meshPeers: body.gossip?.meshPeers, topicPeers: body.gossip?.topicPeers, published: body.gossip?.published }
   } catch {
     return undefined
   }
@@ -101,6 +101,8 @@ interface ConvergeRun {
   convergedAfterUpMs: number
   /** members seen by each node at the end */
   members: number[]
+  /** each node's last status: peers, members, gossip mesh/topic peers, heartbeats published */
+  last: StatusSample[]
   ok: boolean
 }
 
@@ -167,6 +169,7 @@ async function convergeRun (res: Resources, o: SwarmOptions, heartbeatMs: number
       convergedMs: converged - t0,
       convergedAfterUpMs: converged - allUp,
       members: last.map(s => s.members),
+      last,
       ok: convergedAt != null
     }
   } finally {
@@ -286,7 +289,7 @@ async function run (args: Args, res: Resources): Promise<string> {
     nodes: intFlag(args, 'nodes', 16, 2),
     heartbeats: listFlag(args, 'heartbeats', [String(DEFAULT_HEARTBEAT_MS), '1000']).map(Number),
     idleS: intFlag(args, 'idle', 10, 0),
-    convergeTimeoutS: intFlag(args, 'converge-timeout', 120),
+    convergeTimeoutS: intFlag(args, 'converge-timeout', 60),
     pollMs: intFlag(args, 'poll', 100, 10),
     parts: listFlag(args, 'parts', ['converge', 'rss', 'startup'])
   }
@@ -315,10 +318,15 @@ async function run (args: Args, res: Resources): Promise<string> {
     for (const hb of o.heartbeats) {
       byHb[hb] = []
       for (let r = 0; r < o.runs; r++) {
+        const failed = byHb[hb].slice(-2)
+        if (failed.length === 2 && failed.every(c => !c.ok)) {
+          progress(`convergence: heartbeat ${hb} ms did not converge twice in a row; skipping its remaining runs`)
+          break
+        }
         progress(`convergence: ${o.nodes} daemons, heartbeat ${hb} ms, run ${r + 1}/${o.runs}`)
         const c = await convergeRun(res, o, hb)
         byHb[hb].push(c)
-        progress(`  up ${fmt(c.allUpMs)} ms, all peers ${fmt(c.allPeersMs)} ms, converged ${c.ok ? `${fmt(c.convergedMs)} ms` : `NO (members ${c.members.join(',')})`}`)
+        progress(`  up ${fmt(c.allUpMs)} ms, all peers ${fmt(c.allPeersMs)} ms, converged ${c.ok ? `${fmt(c.convergedMs)} ms` : `NO after ${o.convergeTimeoutS} s; peers/members/mesh/topic/published per node: ${c.last.map(x => `${x.peers}/${x.members}/${x.meshPeers}/${x.topicPeers}/${x.published}`).join(' ')}`}`)
       }
     }
     results.converge = byHb
@@ -342,7 +350,13 @@ async function run (args: Args, res: Resources): Promise<string> {
       [
         `"up" = the daemon printed its control line; the other ${o.nodes - 1} are spawned when the bootstrap's address is known.`,
         `members polled over GET /status every ${o.pollMs} ms; peers > 0 from the daemon's "peers N" line. A member is live while heard within 3 heartbeats.`,
-        `All ${o.nodes} processes share this machine's cores: start-up CPU of ${o.nodes} daemons competes with the gossip.`
+        `All ${o.nodes} processes share this machine's cores: start-up CPU of ${o.nodes} daemons competes with the gossip.`,
+        ...o.heartbeats.flatMap(hb => {
+          const bad = byHb[hb].find(c => !c.ok)
+          return bad == null
+            ? []
+            : [`heartbeat ${hb} ms, a run that did not converge within ${o.convergeTimeoutS} s - per node peers/members/gossip mesh peers/topic peers: ${bad.last.map(x => `${x.peers}/${x.members}/${x.meshPeers}/${x.topicPeers}`).join(' ')}`]
+        })
       ])
   }
 
@@ -408,7 +422,7 @@ export const swarmBench: Bench = {
     { name: 'nodes', describe: 'swarm: daemons in the convergence test (16)' },
     { name: 'heartbeats', describe: `swarm: heartbeat intervals to converge with, ms, comma-separated (${DEFAULT_HEARTBEAT_MS},1000)` },
     { name: 'idle', describe: 'swarm: seconds idle before reading RSS (10)' },
-    { name: 'converge-timeout', describe: 'swarm: seconds a convergence run may take before it counts as not converged (120)' },
+    { name: 'converge-timeout', describe: 'swarm: seconds a convergence run may take before it counts as not converged; two such runs in a row skip the rest (60)' },
     { name: 'poll', describe: 'swarm: GET /status poll interval, ms (100)' },
     { name: 'parts', describe: 'swarm: which parts to run: converge,rss,startup (all)' }
   ],

@@ -67,6 +67,8 @@ export interface RunOptions extends DaemonOptions {
   dir: string
   /** where to keep the daemons' logs, or undefined */
   logDir?: string
+  /** where to keep the daemons' logs when the run fails (when logDir is not set) */
+  failureLogDir: string
   /** extra pids of ours whose CPU is not foreign (e.g. the netns origin worker) */
   ownPids?: number[]
   /** link-level origin counter, netns only */
@@ -105,10 +107,49 @@ async function saveLogs (peers: Peer[], logDir: string | undefined): Promise<voi
 }
 
 /**
+ * Sample every node's progress and the origin's egress until every download
+ * succeeded; throws when one fails or the run takes too long
+ */
+async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: number, egress0: number, o: RunOptions): Promise<{ timeline: Timeline, last: DownloadProgress[] }> {
+  const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [] }
+  let nextNote = Date.now() + 5000
+  for (;;) {
+    const [progress, sent] = await Promise.all([
+      Promise.all(peers.map(async p => p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) }))),
+      cluster.originSent()
+    ])
+    timeline.t.push((Date.now() - t0) / 1000)
+    timeline.egress.push(sent - egress0)
+    timeline.bytesDone.push(progress.map(p => p.bytesDone))
+    timeline.fromOrigin.push(progress.map(p => p.fromOrigin))
+    timeline.parents.push(progress.map(p => p.parents))
+    const bad = progress.findIndex(p => p.state === 'failed' || p.state === 'cancelled')
+    if (bad !== -1) {
+      throw new Error(`node ${bad + 1}: the download ${progress[bad].state}: ${progress[bad].error?.name ?? ''} ${progress[bad].error?.message ?? ''}\n--- its log (tail) ---\n${tail(peers[bad].output())}`)
+    }
+    if (progress.every(p => p.state === 'succeeded')) {
+      return { timeline, last: progress }
+    }
+    if (Date.now() - t0 > o.timeoutMs) {
+      const behind = progress.map((p, i) => `node ${i + 1}: ${p.state} ${p.piecesDone}/${p.pieceCount ?? '?'} pieces, ${p.parents} parents`).join('\n')
+      throw new Error(`the fan-out took over ${o.timeoutMs / 1000} s:\n${behind}\n--- node 1 log (tail) ---\n${tail(peers[0].output())}`)
+    }
+    if (Date.now() > nextNote) {
+      nextNote = Date.now() + 5000
+      const done = progress.filter(p => p.state === 'succeeded').length
+      const bytes = progress.reduce((a, p) => a + p.bytesDone, 0)
+      o.onProgress?.(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${done}/${o.nodes} done, ${(100 * bytes / (o.size * o.nodes)).toFixed(0)}% of all bytes, origin sent ${((sent - egress0) / o.size).toFixed(2)}×S`)
+    }
+    await sleep(o.sampleMs)
+  }
+}
+
+/**
  * One measured fan-out of the file to `o.nodes` fresh daemons
  */
 export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmRun> {
   const peers: Peer[] = []
+  let failed = true
   try {
     const joinStarted = Date.now()
     peers.push(...await cluster.startPeers(o.nodes, o.dir, o))
@@ -129,39 +170,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     }
     const taskId = ids[0]
 
-    const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [] }
-    let last: DownloadProgress[] = []
-    let nextNote = Date.now() + 5000
-    for (;;) {
-      const [progress, sent] = await Promise.all([
-        Promise.all(peers.map(async p => p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) }))),
-        cluster.originSent()
-      ])
-      last = progress
-      timeline.t.push((Date.now() - t0) / 1000)
-      timeline.egress.push(sent - egress0)
-      timeline.bytesDone.push(progress.map(p => p.bytesDone))
-      timeline.fromOrigin.push(progress.map(p => p.fromOrigin))
-      timeline.parents.push(progress.map(p => p.parents))
-      const bad = progress.findIndex(p => p.state === 'failed' || p.state === 'cancelled')
-      if (bad !== -1) {
-        throw new Error(`node ${bad + 1}: the download ${progress[bad].state}: ${progress[bad].error?.name ?? ''} ${progress[bad].error?.message ?? ''}\n--- its log (tail) ---\n${tail(peers[bad].output())}`)
-      }
-      if (progress.every(p => p.state === 'succeeded')) {
-        break
-      }
-      if (Date.now() - t0 > o.timeoutMs) {
-        const behind = progress.map((p, i) => `node ${i + 1}: ${p.state} ${p.piecesDone}/${p.pieceCount ?? '?'} pieces, ${p.parents} parents`).join('\n')
-        throw new Error(`the fan-out took over ${o.timeoutMs / 1000} s:\n${behind}\n--- node 1 log (tail) ---\n${tail(peers[0].output())}`)
-      }
-      if (Date.now() > nextNote) {
-        nextNote = Date.now() + 5000
-        const done = progress.filter(p => p.state === 'succeeded').length
-        const bytes = progress.reduce((a, p) => a + p.bytesDone, 0)
-        o.onProgress?.(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${done}/${o.nodes} done, ${(100 * bytes / (o.size * o.nodes)).toFixed(0)}% of all bytes, origin sent ${((sent - egress0) / o.size).toFixed(2)}×S`)
-      }
-      await sleep(o.sampleMs)
-    }
+    const { timeline, last } = await follow(cluster, peers, taskId, t0, egress0, o)
 
     const seconds = (Date.now() - t0) / 1000
     const egress = (await cluster.originSent()) - egress0
@@ -185,6 +194,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       return ok
     }))
 
+    failed = false
     return {
       ok: sha256ok.every(Boolean),
       sha256ok,
@@ -205,7 +215,11 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     }
   } finally {
     await Promise.allSettled(peers.map(async p => p.stop()))
-    await saveLogs(peers, o.logDir)
+    const logDir = o.logDir ?? (failed ? o.failureLogDir : undefined)
+    await saveLogs(peers, logDir)
+    if (failed && logDir != null && peers.length > 0) {
+      o.onProgress?.(`the daemons' logs are in ${logDir}`)
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import { electTrackers } from '../election/index.ts'
 import { multiaddr } from '@multiformats/multiaddr'
+import { electTrackers } from '../election/index.ts'
 import { tracker } from '../tracker/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DAMSELFLY_VERSION } from '../version.ts'

@@ -108,12 +108,17 @@ export async function startSwarmDaemons (root: string, n: number, args: string[]
   const env = daemonEnv()
   const first = await startDaemon(args, { dataDir: path.join(root, 'node-0'), env })
   into.push(first)
-  const rest = await Promise.all(Array.from({ length: n - 1 }, async (_, i) => {
+  // allSettled: every daemon that did start is in `into` before this returns or throws
+  const results = await Promise.allSettled(Array.from({ length: n - 1 }, async (_, i) => {
     const d = await startDaemon([...args, '--bootstrap', first.addrs[0]], { dataDir: path.join(root, `node-${i + 1}`), env })
     into.push(d)
     return d
   }))
-  return [first, ...rest]
+  const failed = results.find(r => r.status === 'rejected')
+  if (failed != null) {
+    throw failed.reason
+  }
+  return [first, ...results.map(r => (r as PromiseFulfilledResult<DaemonProcess>).value)]
 }
 
 /**

@@ -13,6 +13,7 @@ import { startOrigin } from '../../src/cli/demo/origin.ts'
 import { electTrackers } from '../../src/election/index.ts'
 import { taskCid } from '../../src/node/damselfly.ts'
 import { loadOrCreateIdentity } from '../../src/node/index.ts'
+import { DEFAULT_ORIGIN_RUN_PIECES } from '../../src/task/constants.ts'
 import { taskId as computeTaskId } from '../../src/task/id.ts'
 import { TestSwarm, dialAddr, waitFor } from '../utils/nodes.ts'
 import { MiB, getJson, killAll, postJson, sha256File, startSwarmDaemons, tempRoot, until, waitForDownload, waitForMembers, writeRandomFile } from './helpers.ts'
@@ -27,8 +28,13 @@ import type { DaemonProcess } from '../utils/cli.ts'
  */
 async function startNodes (swarm: TestSwarm, n: number, config: Record<string, unknown> = {}): Promise<DamselflyNode[]> {
   const first = await swarm.start({ config })
-  const rest = await Promise.all(Array.from({ length: n - 1 }, async () => swarm.start({ config: { ...config, swarm: { bootstrap: [dialAddr(first)] } } })))
-  const nodes = [first, ...rest]
+  // allSettled: every node that did start is in the swarm (and stopped by stopAll) before this throws
+  const results = await Promise.allSettled(Array.from({ length: n - 1 }, async () => swarm.start({ config: { ...config, swarm: { bootstrap: [dialAddr(first)] } } })))
+  const failed = results.find(r => r.status === 'rejected')
+  if (failed != null) {
+    throw failed.reason
+  }
+  const nodes = [first, ...results.map(r => (r as PromiseFulfilledResult<DamselflyNode>).value)]
   await waitFor(() => nodes.every(node => node.status().members === n - 1), 60_000, `${n} nodes to see each other as members`)
   return nodes
 }
@@ -167,6 +173,58 @@ describe('e2e: a node that just joined gets a seeded task by digest', function (
     await d.done.catch((err) => { error = err })
     expect(error?.message, 'the download failed').to.equal(undefined)
     expect(d.progress().fromPeers).to.equal(2 * MiB)
+  })
+})
+
+describe('e2e: a short outage of the only tracker', function () {
+  this.timeout(90_000)
+
+  const swarm = new TestSwarm()
+  let origin: DemoOrigin | undefined
+
+  after(async () => {
+    await origin?.close()
+    await swarm.stopAll()
+  })
+
+  it('once the tracker answers again, the download stops taking pieces from the origin that a parent holds', async () => {
+    // x: the only eligible tracker; seed: holds the whole file; b: downloads it
+    const x = await swarm.start({ config: { supernode: 'always' } })
+    const bootstrap = { supernode: 'never' as const, swarm: { bootstrap: [dialAddr(x)] } }
+    const [seed, b] = await Promise.all([swarm.start({ config: bootstrap }), swarm.start({ config: bootstrap })])
+    await waitFor(() => [x, seed, b].every(n => n.status().members === 2), 30_000, 'the three nodes to see each other')
+
+    const size = 32 * MiB
+    const file = path.join(await swarm.tempDir(), 'outage.bin')
+    const hex = await writeRandomFile(file, size)
+    origin = await startOrigin(file, 'outage.bin')
+    const meta = await seed.service.import(file, { url: origin.url })
+    await waitFor(() => x.service.tracker.tasks().some(t => t.taskId === meta.taskId && t.completePeers === 1), 10_000, 'the seed to register')
+
+    // 4 MiB/s: about 8 s, time for an outage in the middle
+    const d = b.service.get({ url: origin.url, rateBps: 4 * MiB })
+    expect(d.request.taskId).to.equal(meta.taskId)
+    await waitFor(() => d.progress().piecesDone >= meta.pieceCount / 4, 30_000, 'a quarter of the file')
+    const atOutage = d.progress()
+    const failures = (): number => Object.values(b.service.tracker.stats().client.failures).reduce((n, f) => n + f, 0)
+    const failedBefore = failures()
+    await x.service.tracker.stop()
+    await waitFor(() => failures() > failedBefore, 10_000, 'b to find the tracker gone')
+    await waitFor(() => (d as any).noTracker === true, 10_000, 'DEBUG noTracker')
+    console.log('DEBUG', JSON.stringify(d.progress()), [...(d as any).selfGrants].length)
+    await x.service.tracker.start()
+    // two announce intervals: b has heard the tracker again
+    await new Promise(resolve => setTimeout(resolve, 2_000))
+    const recovered = d.progress()
+    expect(recovered.state).to.equal('running')
+    await d.done
+    const end = d.progress()
+    // eslint-disable-next-line no-console
+    console.log(`      outage at ${atOutage.piecesDone}/${meta.pieceCount} pieces: from the origin ${(atOutage.fromOrigin / MiB).toFixed(0)} MiB before, ${(recovered.fromOrigin / MiB).toFixed(0)} MiB 2 s after the tracker came back, ${(end.fromOrigin / MiB).toFixed(0)} MiB at the end (origin sent ${(origin.bytesSent() / MiB).toFixed(0)} MiB)`)
+
+    await expectCopies([b], meta.taskId, path.dirname(file), hex)
+    // at most the origin run that was in flight when the tracker came back
+    expect(end.fromOrigin).to.be.at.most(recovered.fromOrigin + DEFAULT_ORIGIN_RUN_PIECES * meta.pieceSize)
   })
 })
 
