@@ -260,11 +260,12 @@ async function runRow (res: Resources, o: TransferOptions, src: Source, row: Row
     const machine0 = machineBusySeconds()
     const p0 = procCpuSeconds(parent.proc.pid!) ?? 0
     const c0 = procCpuSeconds(child.proc.pid!) ?? 0
-    const done = await child.next<ChildDone>('done', transferTimeoutMs)
+    await child.next('stopped', transferTimeoutMs)
     const foreignCpuS = (machineBusySeconds() - machine0) -
       ((procCpuSeconds(parent.proc.pid!) ?? p0) - p0) -
       ((procCpuSeconds(child.proc.pid!) ?? c0) - c0) -
       cpuSecondsSince(self0)
+    const done = await child.next<ChildDone>('done', transferTimeoutMs)
 
     parent.send({ type: 'report' })
     const prep = await parent.next<WorkerReport>('report', 30_000)
@@ -374,7 +375,7 @@ function parseOptions (args: Args): TransferOptions {
     rows,
     bounds: !args.flags.has('no-bounds'),
     maxForeign: floatFlag(args, 'max-foreign', 0.2),
-    retries: intFlag(args, 'retries', 2, 0)
+    retries: intFlag(args, 'retries', 1, 0)
   }
 }
 
@@ -500,7 +501,7 @@ export const transferBench: Bench = {
     { name: 'batch', describe: 'transfer: indexes per fetch() call (64)' },
     { name: 'on-drain', describe: 'transfer: rows b–c wait with stream.onDrain() instead of the \'drain\' event (shows the @libp2p/utils 7.4.1 bug: unbounded send queue)', boolean: true },
     { name: 'max-foreign', describe: 'transfer: a run is noisy when other processes used more than this many cores on average during it (0.2)' },
-    { name: 'retries', describe: 'transfer: times a noisy run is repeated before it is kept, marked * (2)' },
+    { name: 'retries', describe: 'transfer: times a noisy run is repeated before it is kept, marked * (1)' },
     { name: 'no-bounds', describe: 'transfer: skip the sha256 and disk-write bounds', boolean: true }
   ],
   run

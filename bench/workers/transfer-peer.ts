@@ -11,7 +11,7 @@
  *
  * - orchestrator → worker: init (WorkerInit), then report, then stop
  * - parent → orchestrator: ready (address to connect to), report
- * - child → orchestrator: start (clock started), done (ChildDone), report
+ * - child → orchestrator: start (clock started), stopped (clock stopped), done (ChildDone), report
  */
 import '../../src/polyfill.ts'
 import { createHash } from 'node:crypto'
@@ -286,7 +286,10 @@ function measure (): Measure {
       t0 = performance.now()
     },
     stop: () => {
-      result ??= { seconds: (performance.now() - t0) / 1000, ...cpuSince(cpu0) }
+      if (result == null) {
+        result = { seconds: (performance.now() - t0) / 1000, ...cpuSince(cpu0) }
+        send({ type: 'stopped' })
+      }
       return result
     }
   }
