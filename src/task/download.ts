@@ -629,16 +629,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       usable.set(p.peerId, view)
       capacity.set(p.peerId, Math.max(0, DEFAULT_PARENT_PIPELINE - p.inflight))
     }
-    // pieces still being written count as in flight
-    let inflight: ReadonlyMap<number, ReadonlySet<string>> = this.inflight
-    if (this.storing.size > 0) {
-      const withWrites = new Map(this.inflight)
-      for (const i of this.storing) {
-        withWrites.set(i, withWrites.get(i) ?? new Set(['disk']))
-      }
-      inflight = withWrites
+    // pieces still being written are as good as had: never asked for again, not even in end-game
+    for (const i of this.storing) {
+      have.set(i)
     }
-    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight, parents: usable, capacity, rng: Math.random })
+    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight: this.inflight, parents: usable, capacity, rng: Math.random })
     if (assignments.length === 0) {
       return false
     }
