@@ -384,7 +384,7 @@ export class RegistryMirror implements Startable {
         return this.forward(req, res, target, signal)
       }
       this.log.error('%s: the blob could not be fetched - %e', target.href, err)
-      sendError(res, 502, digest != null ? 'BLOB_UNKNOWN' : 'UNAVAILABLE', `the registry mirror could not fetch ${target.href} through the swarm: ${err.message}`)
+      sendError(res, 502, 'UNAVAILABLE', `the registry mirror could not fetch ${target.href} through the swarm: ${err.message}`)
       return 'blob-failed'
     }
 
