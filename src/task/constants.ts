@@ -28,8 +28,14 @@ export const DEFAULT_REPORT_DELAY_MS = 100
 /** With nothing to do, announce again this soon (not waiting a whole interval) to learn of new pieces */
 export const DEFAULT_IDLE_ANNOUNCE_MS = 100
 
-/** No piece finished for this long, and no parent has what we miss: fetch it from the origin ourselves */
-export const DEFAULT_STALL_MS = 10_000
+/**
+ * While a tracker answers, its grants decide who reads the origin (it
+ * re-grants the pieces of a peer that leaves or stops making progress). Only
+ * when no piece at all finished for this long does a download take what no
+ * parent holds from the origin on its own: a last resort, long enough that a
+ * loaded machine or a slow origin does not double the origin's egress.
+ */
+export const DEFAULT_STALL_MS = 60_000
 
 /** A parent that answered busy is not asked again for this long */
 export const DEFAULT_BUSY_BACKOFF_MS = 500
