@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { repeatingTask } from '@libp2p/utils'
@@ -115,6 +116,8 @@ export class TrackerService implements Tracker {
       return
     }
     this.#shutdown = new AbortController()
+    // every stream in progress listens to it
+    setMaxListeners(Infinity, this.#shutdown.signal)
     await this.#components.registrar.handle(this.protocol, this.handleStream, {
       maxInboundStreams: this.#init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS,
       maxOutboundStreams: this.#init.maxOutboundStreams ?? DEFAULT_MAX_OUTBOUND_STREAMS,

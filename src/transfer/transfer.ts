@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { NotStartedError, serviceCapabilities, TypedEventEmitter } from '@libp2p/interface'
 import { requestPieces } from './client.ts'
 import {
@@ -92,6 +93,8 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
     }
 
     this.shutdownController = new AbortController()
+    // every stream in progress listens to it
+    setMaxListeners(Infinity, this.shutdownController.signal)
     await this.components.registrar.handle(this.protocol, this.handleStream, {
       maxInboundStreams: this.maxInboundStreams,
       maxOutboundStreams: this.maxOutboundStreams,
