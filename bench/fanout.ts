@@ -17,6 +17,7 @@
  * S/B (netns), peak RSS and CPU seconds of the daemons. Every copy is
  * exported and its sha256 checked. Writes bench/results/fanout-<time>.json.
  */
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -62,7 +63,10 @@ interface Options {
   /** logs of failed runs go here */
   failureLogDir: string
   extraArgs: string[]
+  nodeOptions: string
   timeoutS?: number
+  /** loopback: serve the file from origin-worker.ts (logs every request) instead of src/cli/demo/origin.ts */
+  workerOrigin: boolean
   /** before each measurement, wait up to this many seconds for other processes to use < IDLE_MAX_CORES */
   waitIdleS: number
 }
@@ -121,8 +125,10 @@ function options (args: Args): Options {
     logDir: keep ? path.join(results, `fanout-logs-${stamp}`) : undefined,
     failureLogDir: path.join(results, `fanout-failed-${stamp}`),
     extraArgs: stringFlag(args, 'daemon-args', '').split(/\s+/).filter(Boolean),
+    nodeOptions: stringFlag(args, 'daemon-node-options', ''),
     timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600),
-    waitIdleS: intFlag(args, 'wait-idle', 0, 0)
+    waitIdleS: intFlag(args, 'wait-idle', 0, 0),
+    workerOrigin: boolFlag(args, 'log-origin')
   }
 }
 
@@ -198,7 +204,7 @@ async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Clus
       heartbeatMs: o.heartbeatMs,
       debug: o.debug,
       extraArgs: o.extraArgs,
-      ownPids: netns == null ? [] : [netns.originPid()],
+      nodeOptions: o.nodeOptions,
       originLinkTx: netns == null ? undefined : () => netns.originLinkTx(),
       onProgress: line => { progress(`  ${line}`) }
     })
@@ -246,7 +252,7 @@ async function runScenario (s: Scenario, tag: number, file: string, sha256: stri
       cluster = netns
       result.capCheck = await checkCap(s, result.boundS!, netns, sha256)
     } else {
-      cluster = await LoopbackCluster.start(file, resources, guard)
+      cluster = await LoopbackCluster.start(file, o.workerOrigin, resources, guard)
     }
 
     for (let r = 0; r < runs; r++) {
@@ -342,6 +348,18 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   }
 }
 
+/** The commit the benchmark measures, and whether src/ had uncommitted changes */
+function sourceVersion (): { commit?: string, srcDirty?: boolean } {
+  try {
+    const cwd = repoRoot()
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd, encoding: 'utf8' }).trim() !== ''
+    return { commit, srcDirty: dirty }
+  } catch {
+    return {}
+  }
+}
+
 async function run (args: Args, resources: Resources): Promise<string> {
   const o = options(args)
   const guard = new Guard()
@@ -391,6 +409,7 @@ async function run (args: Args, resources: Resources): Promise<string> {
   const file = await writeResults('fanout', {
     bench: 'fanout',
     startedAt: started,
+    source: sourceVersion(),
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, kernel: os.release() },
     options: { ...o, scenarios: o.scenarios.map(s => s.id) },
     skipped,
@@ -417,7 +436,9 @@ export const fanoutBench: Bench = {
     { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
     { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },
     { name: 'daemon-args', describe: 'fanout: more `damselfly daemon` arguments, e.g. --daemon-args="--upload-rate 50MiB"' },
+    { name: 'log-origin', describe: 'fanout: loopback serves the file from bench/fanout/origin-worker (logs each origin request into the JSON; netns always does) instead of src/cli/demo/origin.ts', boolean: true },
     { name: 'wait-idle', describe: `fanout: before each measurement wait up to this many seconds until other processes use < ${IDLE_MAX_CORES} cores (0)` },
+    { name: 'daemon-node-options', describe: 'fanout: NODE_OPTIONS for the daemons, e.g. --daemon-node-options="--import /abs/profiler.mjs" (--cpu-prof is not allowed there)' },
     { name: 'fanout-timeout', describe: 'fanout: seconds one fan-out may take (loopback 600; netns max(300, 10 × S/B + 120))' }
   ],
   run

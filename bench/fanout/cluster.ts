@@ -37,6 +37,8 @@ export interface DaemonOptions {
   debug: string
   /** more `damselfly daemon` arguments */
   extraArgs: string[]
+  /** NODE_OPTIONS for the daemons, e.g. `--import /abs/preload.mjs` ('' = none) */
+  nodeOptions: string
 }
 
 export interface Peer {
@@ -62,6 +64,10 @@ export interface Cluster {
   readonly originUrl: string
   /** HTTP body bytes the origin has sent so far */
   originSent(): Promise<number>
+  /** the origin's requests since `since` (epoch ms), when the origin logs them */
+  originRequests(since: number): OriginRequest[] | undefined
+  /** pids of helper processes of ours besides the daemons (their CPU is not foreign load) */
+  helperPids(): number[]
   /** start n daemons (the first is everyone's bootstrap); each gets a data dir under `dir` */
   startPeers(n: number, dir: string, options: DaemonOptions): Promise<Peer[]>
   /** N concurrent plain HTTP downloads of the file straight from the origin, one in each of the first n peers' places */
@@ -73,16 +79,19 @@ function workerFile (name: string): string {
   return fileURLToPath(new URL(`./${name}.js`, import.meta.url))
 }
 
-function daemonEnv (debug: string): NodeJS.ProcessEnv {
+function daemonEnv ({ debug, nodeOptions }: DaemonOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
     // every daemon runs on its defaults plus our flags
-    if (!k.startsWith('DAMSELFLY_') && k !== 'DEBUG') {
+    if (!k.startsWith('DAMSELFLY_') && k !== 'DEBUG' && k !== 'NODE_OPTIONS') {
       env[k] = v
     }
   }
   if (debug !== '') {
     env.DEBUG = debug
+  }
+  if (nodeOptions !== '') {
+    env.NODE_OPTIONS = nodeOptions
   }
   return env
 }
@@ -120,15 +129,82 @@ async function stopProc (proc: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
+export interface OriginRequest {
+  /** epoch ms when the request arrived and when its response closed */
+  t0: number
+  t1: number
+  /** byte range asked for (inclusive) */
+  start: number
+  end: number
+  /** body bytes sent */
+  sent: number
+  remote: string
+}
+
+/**
+ * The origin as a child process (origin-worker.ts), optionally inside a
+ * namespace: it logs every request, and reports its counter on SIGUSR2
+ */
+export class WorkerOrigin {
+  private constructor (private readonly w: Watched, public readonly url: string) {}
+
+  static async start (file: string, host: string, port: number, ns: string | undefined, resources: Resources, guard: Guard): Promise<WorkerOrigin> {
+    const argv = [workerFile('origin-worker'), file, host, String(port)]
+    const [cmd, args] = ns == null ? [process.execPath, argv] : inNamespace(ns, process.execPath, argv)
+    const w = resources.spawnWatched(cmd, args)
+    guard.track(w.proc)
+    const m = await w.waitFor(/^listening (\S+)$/m, WORKER_START_MS)
+    return new WorkerOrigin(w, m[1])
+  }
+
+  get pid (): number {
+    return this.w.proc.pid ?? 0
+  }
+
+  async sent (): Promise<number> {
+    const reports = (): string[] => this.w.lines().filter(l => l.line.startsWith('stats ')).map(l => l.line)
+    const before = reports().length
+    this.w.proc.kill('SIGUSR2')
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      const now = reports()
+      if (now.length > before) {
+        return JSON.parse(now[now.length - 1].slice(6)).sent
+      }
+      if (Date.now() > deadline || this.w.proc.exitCode != null) {
+        throw new Error(`the origin worker did not report its counters:\n${this.w.output()}`)
+      }
+      await sleep(5)
+    }
+  }
+
+  /** requests that arrived at or after `since` (epoch ms) */
+  requests (since: number): OriginRequest[] {
+    return this.w.lines()
+      .filter(l => l.line.startsWith('served '))
+      .map(l => JSON.parse(l.line.slice(7)) as OriginRequest)
+      .filter(r => r.t0 >= since)
+  }
+
+  async close (): Promise<void> {
+    await stopProc(this.w.proc)
+  }
+}
+
 /**
  * Loopback: the origin is src/cli/demo/origin.ts in this process, the
  * daemons come from src/cli/demo/daemons.ts
  */
 export class LoopbackCluster implements Cluster {
-  private constructor (private readonly origin: DemoOrigin, private readonly resources: Resources, private readonly guard: Guard) {}
+  private constructor (private readonly origin: DemoOrigin | WorkerOrigin, private readonly resources: Resources, private readonly guard: Guard) {}
 
-  static async start (file: string, resources: Resources, guard: Guard): Promise<LoopbackCluster> {
-    return new LoopbackCluster(await startOrigin(file), resources, guard)
+  /**
+   * Start the origin: src/cli/demo/origin.ts, or with `workerOrigin`
+   * origin-worker.ts on 127.0.0.1, which logs the origin's requests
+   */
+  static async start (file: string, workerOrigin: boolean, resources: Resources, guard: Guard): Promise<LoopbackCluster> {
+    const origin = workerOrigin ? await WorkerOrigin.start(file, '127.0.0.1', 0, undefined, resources, guard) : await startOrigin(file)
+    return new LoopbackCluster(origin, resources, guard)
   }
 
   get originUrl (): string {
@@ -136,11 +212,19 @@ export class LoopbackCluster implements Cluster {
   }
 
   async originSent (): Promise<number> {
-    return this.origin.bytesSent()
+    return this.origin instanceof WorkerOrigin ? this.origin.sent() : this.origin.bytesSent()
+  }
+
+  originRequests (since: number): OriginRequest[] | undefined {
+    return this.origin instanceof WorkerOrigin ? this.origin.requests(since) : undefined
+  }
+
+  helperPids (): number[] {
+    return this.origin instanceof WorkerOrigin ? [this.origin.pid] : []
   }
 
   async startPeers (n: number, dir: string, options: DaemonOptions): Promise<Peer[]> {
-    const env = daemonEnv(options.debug)
+    const env = daemonEnv(options)
     const args = ['--heartbeat-interval', String(options.heartbeatMs), ...options.extraArgs]
     const start = async (i: number, bootstrap?: string): Promise<Peer> => {
       const dataDir = path.join(dir, `node-${i + 1}`)
@@ -188,11 +272,11 @@ export class LoopbackCluster implements Cluster {
  */
 export class NetnsCluster implements Cluster {
   public readonly lab: NetnsLab
-  private readonly originProc: Watched
+  private readonly origin: WorkerOrigin
 
-  private constructor (lab: NetnsLab, originProc: Watched, public readonly originUrl: string, private readonly resources: Resources, private readonly guard: Guard) {
+  private constructor (lab: NetnsLab, origin: WorkerOrigin, private readonly resources: Resources, private readonly guard: Guard) {
     this.lab = lab
-    this.originProc = originProc
+    this.origin = origin
   }
 
   /**
@@ -202,35 +286,31 @@ export class NetnsCluster implements Cluster {
     const lab = new NetnsLab(peers, rateMbit, tag)
     guard.addLab(lab)
     lab.create()
-    const [cmd, args] = inNamespace(lab.origin.ns, process.execPath, [workerFile('origin-worker'), file, lab.origin.ip, String(NETNS_ORIGIN_PORT)])
-    const w = resources.spawnWatched(cmd, args)
-    guard.track(w.proc)
-    const m = await w.waitFor(/^listening (\S+)$/m, WORKER_START_MS)
-    return new NetnsCluster(lab, w, m[1], resources, guard)
+    const origin = await WorkerOrigin.start(file, lab.origin.ip, NETNS_ORIGIN_PORT, lab.origin.ns, resources, guard)
+    return new NetnsCluster(lab, origin, resources, guard)
+  }
+
+  get originUrl (): string {
+    return this.origin.url
   }
 
   async originSent (): Promise<number> {
-    const reports = (): string[] => this.originProc.lines().filter(l => l.line.startsWith('stats ')).map(l => l.line)
-    const before = reports().length
-    this.originProc.proc.kill('SIGUSR2')
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      const now = reports()
-      if (now.length > before) {
-        return JSON.parse(now[now.length - 1].slice(6)).sent
-      }
-      if (Date.now() > deadline || this.originProc.proc.exitCode != null) {
-        throw new Error(`the origin worker did not report its counters:\n${this.originProc.output()}`)
-      }
-      await sleep(5)
-    }
+    return this.origin.sent()
+  }
+
+  originRequests (since: number): OriginRequest[] {
+    return this.origin.requests(since)
+  }
+
+  helperPids (): number[] {
+    return [this.origin.pid]
   }
 
   async startPeers (n: number, dir: string, options: DaemonOptions): Promise<Peer[]> {
     if (n > this.lab.peers.length) {
       throw new Error(`the lab has ${this.lab.peers.length} peer namespaces, ${n} asked for`)
     }
-    const env = daemonEnv(options.debug)
+    const env = daemonEnv(options)
     const start = async (i: number, bootstrap?: string): Promise<Peer> => {
       const host = this.lab.peers[i]
       const dataDir = path.join(dir, `node-${i + 1}`)
@@ -277,18 +357,13 @@ export class NetnsCluster implements Cluster {
     }
   }
 
-  /** the origin worker's pid (its CPU is ours, not foreign load) */
-  originPid (): number {
-    return this.originProc.proc.pid ?? 0
-  }
-
   /** link-level bytes the origin's namespace has sent (TCP/IP headers included) */
   originLinkTx (): number {
     return this.lab.txBytes(this.lab.origin)
   }
 
   async close (): Promise<void> {
-    await stopProc(this.originProc.proc)
+    await this.origin.close()
     this.lab.destroy()
   }
 }

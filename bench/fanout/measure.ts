@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { machineBusySeconds, procCpuSeconds, procStatusKiB, sleep } from '../lib/proc.ts'
 import { median } from '../lib/stats.ts'
 import { sha256File } from './files.ts'
-import type { Cluster, DaemonOptions, Peer } from './cluster.ts'
+import type { Cluster, DaemonOptions, OriginRequest, Peer } from './cluster.ts'
 import type { DownloadProgress } from '../../src/task/download.ts'
 
 /** Time the swarm may take until every node sees all others as live members */
@@ -24,6 +25,8 @@ export interface Timeline {
   bytesDone: number[][]
   fromOrigin: number[][]
   parents: number[][]
+  /** per sample, per node: ms the daemon took to answer GET /tasks/:id (event-loop lag shows here) */
+  answerMs: number[][]
 }
 
 export interface SwarmRun {
@@ -52,6 +55,10 @@ export interface SwarmRun {
   cpuTotalS: number[]
   /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
   foreignCores: number
+  /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
+  finalStatus: unknown[]
+  /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
+  originRequests?: OriginRequest[]
   timeline: Timeline
 }
 
@@ -69,8 +76,6 @@ export interface RunOptions extends DaemonOptions {
   logDir?: string
   /** where to keep the daemons' logs when the run fails (when logDir is not set) */
   failureLogDir: string
-  /** extra pids of ours whose CPU is not foreign (e.g. the netns origin worker) */
-  ownPids?: number[]
   /** link-level origin counter, netns only */
   originLinkTx?(): number
   /** called with a one-line summary while the run progresses */
@@ -111,13 +116,20 @@ async function saveLogs (peers: Peer[], logDir: string | undefined): Promise<voi
  * succeeded; throws when one fails or the run takes too long
  */
 async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: number, egress0: number, o: RunOptions): Promise<{ timeline: Timeline, last: DownloadProgress[] }> {
-  const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [] }
+  const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [], answerMs: [] }
   let nextNote = Date.now() + 5000
   for (;;) {
+    const answerMs: number[] = []
     const [progress, sent] = await Promise.all([
-      Promise.all(peers.map(async p => p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) }))),
+      Promise.all(peers.map(async (p, i) => {
+        const asked = performance.now()
+        const res = await p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) })
+        answerMs[i] = Math.round(performance.now() - asked)
+        return res
+      })),
       cluster.originSent()
     ])
+    timeline.answerMs.push(answerMs)
     timeline.t.push((Date.now() - t0) / 1000)
     timeline.egress.push(sent - egress0)
     timeline.bytesDone.push(progress.map(p => p.bytesDone))
@@ -160,7 +172,8 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
-    const own0 = (o.ownPids ?? []).map(pid => procCpuSeconds(pid) ?? 0)
+    const helpers = cluster.helperPids()
+    const own0 = helpers.map(pid => procCpuSeconds(pid) ?? 0)
     const self0 = process.cpuUsage()
     const machine0 = machineBusySeconds()
     const t0 = Date.now()
@@ -176,7 +189,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const egress = (await cluster.originSent()) - egress0
     const originLinkTx = link0 == null ? undefined : o.originLinkTx!() - link0
     const cpu1 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
-    const own = (o.ownPids ?? []).reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? 0) - own0[i], 0)
+    const own = helpers.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? 0) - own0[i], 0)
     const selfUsage = process.cpuUsage(self0)
     const machine = machineBusySeconds() - machine0
     const peakRssKiB = pids.map(pid => procStatusKiB(pid, 'VmHWM') ?? NaN)
@@ -211,6 +224,8 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       cpuS,
       cpuTotalS: cpu1,
       foreignCores,
+      finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
+      originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
       timeline
     }
   } finally {

@@ -8,11 +8,15 @@
  *
  * Prints `listening <url>`. On SIGUSR2 it prints
  * `stats {"sent":<body bytes sent>,"requests":<n>}`, so the benchmark reads
- * the egress without any traffic over the capped links.
+ * the egress without any traffic over the capped links. After each request
+ * it prints `served {"t0":…,"t1":…,"start":…,"end":…,"sent":…,"remote":"…"}`
+ * (epoch ms, byte range, body bytes sent, client address), to show how the
+ * peers read the origin.
  */
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 
 const [file, host, portArg] = process.argv.slice(2)
 
@@ -29,6 +33,7 @@ let requests = 0
 
 const server = http.createServer((req, res) => {
   requests++
+  const t0 = Date.now()
   if (req.url !== `/${name}`) {
     res.writeHead(404).end()
     return
@@ -64,9 +69,16 @@ const server = http.createServer((req, res) => {
     return
   }
   const stream = fs.createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })
-  stream.on('data', (chunk) => { sent += chunk.length })
+  let body = 0
+  stream.on('data', (chunk) => {
+    sent += chunk.length
+    body += chunk.length
+  })
   stream.pipe(res)
-  res.on('close', () => stream.destroy())
+  res.on('close', () => {
+    stream.destroy()
+    process.stdout.write(`served ${JSON.stringify({ t0, t1: Date.now(), start, end, sent: body, remote: req.socket.remoteAddress })}\n`)
+  })
 })
 
 process.on('SIGUSR2', () => {
@@ -78,5 +90,6 @@ process.once('SIGTERM', () => {
 })
 
 server.listen(Number(portArg), host, () => {
-  process.stdout.write(`listening http://${host}:${portArg}/${name}\n`)
+  const { port } = server.address() as AddressInfo
+  process.stdout.write(`listening http://${host}:${port}/${name}\n`)
 })
