@@ -10,12 +10,13 @@ import '../src/polyfill.ts'
 import { parseArgs, UsageError } from './lib/args.ts'
 import { print } from './lib/output.ts'
 import { Resources } from './lib/proc.ts'
+import { fanoutBench } from './fanout.ts'
 import { swarmBench } from './swarm.ts'
 import { transferBench } from './transfer.ts'
 import type { FlagSpec } from './lib/args.ts'
 import type { Bench } from './lib/bench.ts'
 
-const BENCHES: Bench[] = [swarmBench, transferBench]
+const BENCHES: Bench[] = [swarmBench, transferBench, fanoutBench]
 
 function allFlags (): FlagSpec[] {
   const flags = new Map<string, FlagSpec>([['help', { name: 'help', describe: 'show this help', boolean: true }]])

@@ -37,7 +37,7 @@ const node = await createLibp2p({
     identify: identify(),
     ping: ping(),
     dht: kadDHT({ protocol: kadProtocol('default'), clientMode: false, peerInfoMapper: passthroughMapper }),
-    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }),
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, scoreParams: { IPColocationFactorWeight: 0 } }),
     damselfly: damselfly({ dataDir, bootstrap: [bootstrap], heartbeatInterval: 1000 })
   }
 })

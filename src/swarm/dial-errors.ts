@@ -114,3 +114,43 @@ export function classifyDialError (err: unknown, ctx: ClassifyContext): DialFail
     fix: 'run with DEBUG=damselfly:*,libp2p:connection-manager* for details'
   }
 }
+
+/** How long the raw TCP probe of refineDialFailure waits */
+const TCP_PROBE_TIMEOUT_MS = 2000
+
+/**
+ * A timed-out dial in a private swarm is ambiguous: the host may be down, or
+ * it may accept the TCP connection and stall the handshake because its
+ * swarm key differs (pnet fails silently, and with TLS it often ends as a
+ * timeout). A plain TCP connect tells them apart.
+ */
+export async function refineDialFailure (addr: string, failure: DialFailure, ctx: ClassifyContext): Promise<DialFailure> {
+  if (failure.class !== 'timeout') {
+    return failure
+  }
+  const m = /^\/(ip4|ip6|dns4|dns6|dns)\/([^/]+)\/tcp\/(\d+)/.exec(addr)
+  if (m == null) {
+    return failure
+  }
+  const { connect } = await import('node:net')
+  const open = await new Promise<boolean>(resolve => {
+    const socket = connect({ host: m[2], port: Number(m[3]), timeout: TCP_PROBE_TIMEOUT_MS })
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    socket.once('error', () => { resolve(false) })
+  })
+  if (!open) {
+    return failure
+  }
+  return ctx.privateSwarm
+    ? {
+        class: 'swarm-key',
+        cause: 'the host accepts connections but the handshake stalls: it is not in this private swarm (different swarm key, or no key)',
+        fix: 'give both nodes the same swarm key file (--swarm-key), made once with `damselfly keygen --swarm-key FILE`'
+      }
+    : {
+        class: 'swarm-key',
+        cause: 'the host accepts connections but the handshake stalls: it is probably in a private swarm and needs its swarm key',
+        fix: 'start this node with that swarm\'s key file (--swarm-key FILE)'
+      }
+}

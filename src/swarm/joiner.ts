@@ -1,6 +1,6 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_REJOIN_BASE_MS } from './constants.ts'
-import { classifyDialError } from './dial-errors.ts'
+import { classifyDialError, refineDialFailure } from './dial-errors.ts'
 import type { DialFailure } from './dial-errors.ts'
 import type { ComponentLogger, Connection, Logger, AbortOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -138,7 +138,10 @@ export class Joiner {
       if (!this.running) {
         return
       }
-      const failure = classifyDialError(err, { privateSwarm: this.init.privateSwarm })
+      const failure = await refineDialFailure(key, classifyDialError(err, { privateSwarm: this.init.privateSwarm }), { privateSwarm: this.init.privateSwarm })
+      if (!this.running) {
+        return
+      }
       const attempt: BootstrapAttempt = { addr: key, at: Date.now(), ok: false, failure, error: String(err?.message ?? err) }
       this.last.set(key, attempt)
       this.log.error('could not join through bootstrap %a [%s]: %s - %s', addr, failure.class, failure.cause, attempt.error)

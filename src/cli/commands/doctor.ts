@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createDamselfly, kadProtocol } from '../../node/index.ts'
-import { classifyDialError, findIncompatibilities } from '../../swarm/index.ts'
+import { classifyDialError, findIncompatibilities, refineDialFailure } from '../../swarm/index.ts'
 import { controlClient, nodeConfig, print, printJson, withNodeOptions } from '../common.ts'
 import { EXIT } from '../exit-codes.ts'
 import type { DamselflyNode } from '../../node/index.ts'
@@ -239,7 +239,7 @@ async function probeDial (probe: DamselflyNode, addr: string, privateSwarm: bool
     await conn.close().catch(() => {})
     return result
   } catch (err) {
-    const f = classifyDialError(err, { privateSwarm })
+    const f = await refineDialFailure(addr, classifyDialError(err, { privateSwarm }), { privateSwarm })
     return { ok: false, class: f.class, cause: f.cause, fix: f.fix, incompatible: [], sameSwarm: false }
   }
 }
