@@ -7,10 +7,10 @@
  * process does not do its job.
  */
 import '../src/polyfill.ts'
+import { fanoutBench } from './fanout.ts'
 import { parseArgs, UsageError } from './lib/args.ts'
 import { print } from './lib/output.ts'
 import { Resources } from './lib/proc.ts'
-import { fanoutBench } from './fanout.ts'
 import { swarmBench } from './swarm.ts'
 import { transferBench } from './transfer.ts'
 import type { FlagSpec } from './lib/args.ts'
