@@ -111,6 +111,15 @@ export interface PutOptions extends AbortOptions {
    * addition to any digest already in the task metadata
    */
   expectedDigest?: string
+
+  /**
+   * The caller already computed the sha256 of these bytes and found it equal
+   * to `expectedDigest` (the piece protocol verifies every piece it
+   * receives), so the store does not hash them again
+   *
+   * @default false
+   */
+  verified?: boolean
 }
 
 export interface ImportOptions extends AbortOptions {

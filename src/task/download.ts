@@ -680,7 +680,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
           await Promise.race(this.writes)
         }
         this.storing.add(i)
-        const write = this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: meta.pieceDigests[i], signal: this.controller.signal })
+        // the transfer client verified the bytes against this digest
+        const write = this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: meta.pieceDigests[i], verified: true, signal: this.controller.signal })
           .then(() => {
             parent.bytes += bytes.byteLength
             this.pieceDone(i, parent.peerId, bytes.byteLength)
