@@ -23,6 +23,13 @@ import type { ChildProcess } from 'node:child_process'
 const NETNS_P2P_PORT = 4780
 /** The origin's HTTP port inside its namespace */
 const NETNS_ORIGIN_PORT = 8080
+/**
+ * Arguments of every daemon: no registry mirror (its fixed default port
+ * 127.0.0.1:4782 would be taken by our first daemon, away from anyone else on
+ * this host; the bench does not use it)
+ */
+const BASE_DAEMON_ARGS = ['--proxy', '']
+
 /** Time a daemon may take to print its addresses */
 const DAEMON_START_MS = 60_000
 /** Time a stopped daemon may take to exit before SIGKILL */
@@ -225,7 +232,7 @@ export class LoopbackCluster implements Cluster {
 
   async startPeers (n: number, dir: string, options: DaemonOptions): Promise<Peer[]> {
     const env = daemonEnv(options)
-    const args = ['--heartbeat-interval', String(options.heartbeatMs), ...options.extraArgs]
+    const args = [...BASE_DAEMON_ARGS, '--heartbeat-interval', String(options.heartbeatMs), ...options.extraArgs]
     const start = async (i: number, bootstrap?: string): Promise<Peer> => {
       const dataDir = path.join(dir, `node-${i + 1}`)
       const d = await spawnDaemon(dataDir, bootstrap == null ? args : [...args, '--bootstrap', bootstrap], env)
@@ -319,6 +326,7 @@ export class NetnsCluster implements Cluster {
         cliPath(), 'daemon', '--data-dir', dataDir,
         '--listen', `/ip4/${host.ip}/tcp/${NETNS_P2P_PORT}`,
         '--control', '127.0.0.1:0',
+        ...BASE_DAEMON_ARGS,
         '--heartbeat-interval', String(options.heartbeatMs),
         ...(bootstrap == null ? [] : ['--bootstrap', bootstrap]),
         ...options.extraArgs
