@@ -31,6 +31,8 @@ interface Round {
   /** registry body bytes for blob GETs during the round ÷ image bytes */
   registryBytesPerImage: number
   registryBlobGets: number
+  /** 1-minute load average of the host when the round ended (other work on the host slows every mode) */
+  load1: number
 }
 
 function registryTotals (registry: TestRegistry): { bytes: number, gets: number } {
@@ -41,6 +43,24 @@ function registryTotals (registry: TestRegistry): { bytes: number, gets: number 
     gets += c.gets
   }
   return { bytes, gets }
+}
+
+/**
+ * GET JSON from a daemon's control API, retrying a failed connection a few
+ * times; when it keeps failing, the error carries the daemons' last output
+ */
+async function getJson (url: string, daemons: DaemonProcess[]): Promise<any> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await (await fetch(url)).json()
+    } catch (err: any) {
+      if (attempt >= 5) {
+        const dead = daemons.filter(d => d.proc.exitCode != null || d.proc.signalCode != null)
+        throw new Error(`${url}: ${err.cause?.message ?? err.message}; ${dead.length} daemon(s) exited:\n${dead.map(d => `--- ${d.dataDir} (exit ${d.proc.exitCode ?? d.proc.signalCode})\n${d.output().slice(-3000)}`).join('\n')}`)
+      }
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+  }
 }
 
 async function pullAll (hosts: string[], image: OciImage, outRoot: string): Promise<{ wallMs: number, pullMs: number[] }> {
@@ -87,7 +107,7 @@ async function main (): Promise<void> {
       const deadline = Date.now() + 60_000
       let statuses: any[] = []
       while (Date.now() < deadline) {
-        statuses = await Promise.all(swarm.map(async d => ({ ...await (await fetch(`http://${d.control}/status`)).json(), control: d.control })))
+        statuses = await Promise.all(swarm.map(async d => ({ ...await getJson(`http://${d.control}/status`, daemons), control: d.control })))
         if (statuses.every(s => s.members === nodes - 1)) {
           return statuses
         }
@@ -101,7 +121,8 @@ async function main (): Promise<void> {
       let before = registryTotals(registry)
       const direct = await pullAll(Array.from({ length: nodes }, () => registry!.host), image, path.join(root, `direct-${r}`))
       let after = registryTotals(registry)
-      out.push({ mode: 'direct', ...direct, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets })
+      out.push({ mode: 'direct', ...direct, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets, load1: os.loadavg()[0] })
+      process.stderr.write(`${JSON.stringify(out[out.length - 1])}\n`)
       await fs.rm(path.join(root, `direct-${r}`), { recursive: true, force: true })
 
       // through fresh daemons' mirrors, one client per daemon
@@ -109,7 +130,8 @@ async function main (): Promise<void> {
       before = registryTotals(registry)
       const mirrored = await pullAll(statuses.map(s => s.proxy.address), image, path.join(root, `mirror-${r}`))
       after = registryTotals(registry)
-      out.push({ mode: 'mirror', ...mirrored, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets })
+      out.push({ mode: 'mirror', ...mirrored, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets, load1: os.loadavg()[0] })
+      process.stderr.write(`${JSON.stringify(out[out.length - 1])}\n`)
       await stopAll(daemons)
       await fs.rm(path.join(root, `mirror-${r}`), { recursive: true, force: true })
 
@@ -125,7 +147,7 @@ async function main (): Promise<void> {
         }))
         for (const id of ids) {
           while (true) {
-            const p = await (await fetch(`http://${st.control}/tasks/${id}`)).json()
+            const p = await getJson(`http://${st.control}/tasks/${id}`, daemons)
             if (p.state === 'succeeded') {
               break
             }
@@ -138,7 +160,8 @@ async function main (): Promise<void> {
         return Date.now() - started
       }))
       after = registryTotals(registry)
-      out.push({ mode: 'tasks', wallMs: Date.now() - started, pullMs: perNode, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets })
+      out.push({ mode: 'tasks', wallMs: Date.now() - started, pullMs: perNode, registryBytesPerImage: (after.bytes - before.bytes) / image.totalBytes, registryBlobGets: after.gets - before.gets, load1: os.loadavg()[0] })
+      process.stderr.write(`${JSON.stringify(out[out.length - 1])}\n`)
       await stopAll(daemons)
     }
 
