@@ -14,6 +14,7 @@ const EXIT_BY_NAME: Record<string, number> = {
   SourceForbiddenError: EXIT.ORIGIN_ERROR,
   SourceHttpError: EXIT.ORIGIN_ERROR,
   SourceChangedError: EXIT.ORIGIN_ERROR,
+  TaskChangedError: EXIT.ORIGIN_ERROR,
   SourceTruncatedError: EXIT.ORIGIN_ERROR,
   SourceInvalidResponseError: EXIT.ORIGIN_ERROR,
   UnsupportedSchemeError: EXIT.ORIGIN_ERROR,

@@ -17,7 +17,7 @@ import { errorExitCode } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 
 /** errors whose message says it all: no stack trace */
-const EXPECTED = new Set(['UsageError', 'ConfigError', 'DaemonNotRunningError', 'DaemonRunningError', 'IdentityError', 'ControlApiError', 'DownloadCancelledError', 'TaskNotFoundError', 'TaskIncompleteError', 'PieceNotFoundError'])
+const EXPECTED = new Set(['UsageError', 'ConfigError', 'DaemonNotRunningError', 'DaemonRunningError', 'IdentityError', 'ControlApiError', 'DownloadCancelledError', 'DaemonBusyError', 'TaskNotFoundError', 'TaskIncompleteError', 'PieceNotFoundError'])
 
 async function main (): Promise<void> {
   await yargs(hideBin(process.argv))

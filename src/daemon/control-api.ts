@@ -91,7 +91,17 @@ export class ControlApi {
   }
 
   private createServer (): http.Server {
-    const server = http.createServer((req, res) => { void this.dispatch(req, res) })
+    const server = http.createServer((req, res) => {
+      this.dispatch(req, res).catch((err) => {
+        // never let one request take the daemon down
+        this.log.error('control API request failed - %e', err)
+        if (!res.headersSent) {
+          sendJson(res, 400, { error: 'BadRequest', message: 'the request could not be parsed; check the path and its escaping' })
+        } else {
+          res.destroy()
+        }
+      })
+    })
     server.requestTimeout = 0
     server.headersTimeout = 10_000
     this.servers.push(server)
@@ -99,7 +109,13 @@ export class ControlApi {
   }
 
   private async dispatch (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://control')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://control')
+    } catch {
+      sendJson(res, 400, { error: 'BadRequest', message: `"${String(req.url).slice(0, 100)}" is not a valid request path` })
+      return
+    }
     let allowed = false
     for (const r of this.routes) {
       const m = r.pattern.exec(url.pathname)
@@ -110,7 +126,13 @@ export class ControlApi {
       if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) {
         continue
       }
-      const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]))
+      let params: Record<string, string>
+      try {
+        params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]))
+      } catch {
+        sendJson(res, 400, { error: 'BadRequest', message: `${url.pathname} has a bad %-escape` })
+        return
+      }
       try {
         const result = await r.handler(req, res, params, url)
         if (!res.headersSent && result !== undefined) {

@@ -247,6 +247,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> {
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     this.identified.delete(evt.detail.toString())
+    this.incompatible.delete(evt.detail.toString())
     this.checkCount()
   }
 

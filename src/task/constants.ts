@@ -61,3 +61,6 @@ export const DEFAULT_PROVIDER_LOOKUP_MS = 5_000
 
 /** Providers asked for their own copy when no tracker answers */
 export const DEFAULT_MAX_PROVIDERS = 5
+
+/** A finished download stays listed (GET /tasks/:id, progress streams) this long, then only the store remembers the task */
+export const DEFAULT_FINISHED_DOWNLOAD_HOLD_MS = 10 * 60_000

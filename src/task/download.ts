@@ -5,7 +5,7 @@ import { PiecePicker, Blocklist } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
-import { DownloadCancelledError, NoSourceError } from './engine-errors.ts'
+import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
 import type { SourceRegistry } from '../source/index.ts'
@@ -411,7 +411,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     }
 
     if (res.meta != null && (res.meta.contentLength !== meta.contentLength || res.meta.pieceSize !== meta.pieceSize)) {
-      throw new DigestMismatchError(`the tracker describes task ${meta.taskId} as ${res.meta.contentLength} bytes in ${res.meta.pieceSize}-byte pieces, but this node has ${meta.contentLength} in ${meta.pieceSize}; the file changed at the origin — remove the task (damselfly export/import) or retry later`)
+      await this.ctx.store.delete(meta.taskId)
+      throw new TaskChangedError(`the tracker describes task ${meta.taskId} as ${res.meta.contentLength} bytes in ${res.meta.pieceSize}-byte pieces, but this node had ${meta.contentLength} in ${meta.pieceSize}: the file changed at the origin; the partial copy was dropped, run the download again`)
     }
 
     const digests = res.digests ?? []
@@ -495,7 +496,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     this.fallBackToSource(now)
     this.startOriginWork()
     const started = this.startPeerWork(now)
-    if (!started && this.originRuns === 0 && !this.announcing) {
+    if (!started && this.originRuns === 0 && !this.announcing && this.inflight.size === 0 && this.writes.size === 0) {
       // idle: ask again soon rather than a whole interval later
       this.nextAnnounceAt = Math.min(this.nextAnnounceAt, now + DEFAULT_IDLE_ANNOUNCE_MS)
     }
@@ -759,6 +760,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 
   private pieceDone (index: number, source: string, bytes: number): void {
+    if (this.sourceOf.has(index)) {
+      // end-game delivered it twice; the first write counted
+      return
+    }
     this.lastProgressAt = Date.now()
     this.trackerGrants.delete(index)
     this.selfGrants.delete(index)

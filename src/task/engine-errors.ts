@@ -21,3 +21,15 @@ export class DownloadCancelledError extends Error {
     this.name = 'DownloadCancelledError'
   }
 }
+
+/**
+ * The task's content is not what this node had of it (the origin changed)
+ */
+export class TaskChangedError extends Error {
+  static name = 'TaskChangedError'
+
+  constructor (message = 'The file changed at the origin') {
+    super(message)
+    this.name = 'TaskChangedError'
+  }
+}

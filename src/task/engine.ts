@@ -1,5 +1,5 @@
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_FINISHED_DOWNLOAD_HOLD_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
 import { Download } from './download.ts'
 import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
 import type { TrackerPort } from './tracker-port.ts'
@@ -81,13 +81,25 @@ export class Engine {
     d.done.then(() => {
       this.counts.succeeded++
       this.seed(request.taskId)
-      this.init.provide?.(request.taskId).catch((err) => { this.log('could not provide %s in the DHT - %s', request.taskId, err.message) })
+      const p = d.progress()
+      if (p.fromPeers + p.fromOrigin > 0) {
+        // new here: tell the DHT (a task that was already complete was provided before)
+        this.init.provide?.(request.taskId).catch((err) => { this.log('could not provide %s in the DHT - %s', request.taskId, err.message) })
+      }
     }, () => {
       if (d.state === 'cancelled') {
         this.counts.cancelled++
       } else {
         this.counts.failed++
       }
+    }).finally(() => {
+      // keep it a while for /tasks/:id and late progress readers, then let it go
+      const timer = setTimeout(() => {
+        if (this.downloads.get(request.taskId) === d) {
+          this.downloads.delete(request.taskId)
+        }
+      }, DEFAULT_FINISHED_DOWNLOAD_HOLD_MS)
+      timer.unref()
     })
     return d
   }
@@ -203,12 +215,14 @@ export class Engine {
       d.cancel()
     }
     await Promise.allSettled([...this.downloads.values()].map(async d => d.done))
+    const leaves: Array<Promise<void>> = []
     for (const [taskId, seed] of this.seeds) {
       clearTimeout(seed.timer)
       if (seed.tracker != null) {
-        await this.init.tracker.leave(seed.tracker, taskId).catch(() => {})
+        leaves.push(this.init.tracker.leave(seed.tracker, taskId).catch(() => {}))
       }
     }
     this.seeds.clear()
+    await Promise.allSettled(leaves)
   }
 }

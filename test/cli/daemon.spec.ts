@@ -47,6 +47,12 @@ describe('daemon and CLI', function () {
     expect(metrics).to.include('libp2p_data_transfer_bytes_total')
     const health = await fetch(`http://${b.control}/healthz`).then(async r => r.json())
     expect(health.ok).to.equal(true)
+    // a bad escape in a path is a 400, not a crash
+    const bad = await fetch(`http://${b.control}/tasks/%E0%A4%A`)
+    expect(bad.status).to.equal(400)
+    const unknown = await fetch(`http://${b.control}/tasks/${'0'.repeat(64)}`)
+    expect(unknown.status).to.equal(404)
+    expect((await fetch(`http://${b.control}/healthz`)).ok).to.equal(true)
   })
 
   it('keeps its peer id across restarts, stops on SIGTERM with exit 0, refuses a second daemon on one data dir', async () => {

@@ -31,6 +31,18 @@ export class DownloadTimeoutError extends Error {
 }
 
 /**
+ * A daemon answers its socket but not in time
+ */
+class DaemonBusyError extends Error {
+  static name = 'DaemonBusyError'
+
+  constructor (message = 'The daemon did not answer in time') {
+    super(message)
+    this.name = 'DaemonBusyError'
+  }
+}
+
+/**
  * A download that failed in the daemon, with the error's name from there
  */
 class RemoteDownloadError extends Error {
@@ -79,7 +91,11 @@ export const getCommand: CommandModule<object, Args> = {
       await client.get('/healthz', { signal: AbortSignal.timeout(2000) })
       via = 'daemon'
     } catch (err: any) {
-      if (err.name !== 'DaemonNotRunningError' && err.name !== 'TimeoutError' && err.name !== 'AbortError') {
+      if (err.name === 'TimeoutError' || err.name === 'AbortError') {
+        // a daemon is there but slow: a second node on its data dir would share its store and identity
+        throw new DaemonBusyError(`the daemon on ${client.describe()} did not answer within 2 s; retry, or stop it to download without it`)
+      }
+      if (err.name !== 'DaemonNotRunningError') {
         throw err
       }
       via = 'embedded'
@@ -187,7 +203,10 @@ async function viaDaemon (client: Awaited<ReturnType<typeof controlClient>>, req
     if (last?.error != null) {
       throw new RemoteDownloadError(last.error.name, last.error.message)
     }
-    throw new RemoteDownloadError('DownloadCancelledError', `the download ended as ${last?.state ?? 'unknown'}`)
+    if (last?.state === 'running' || last?.state === 'pending' || last == null) {
+      throw new RemoteDownloadError('DownloadCancelledError', 'the daemon closed the progress stream before the download ended (was it stopped?); run the same get again to resume it')
+    }
+    throw new RemoteDownloadError('DownloadCancelledError', `the download was ${last.state} in the daemon; run the same get again to resume it`)
   }
   await client.post(`/tasks/${taskId}/export`, { output, overwrite })
   return last
