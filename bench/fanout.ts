@@ -57,7 +57,8 @@ interface Options {
   /** plain-HTTP baselines per scenario; undefined = every run on loopback, 1 in netns */
   plainRuns?: number
   sampleMs: number
-  heartbeatMs: number
+  /** membership heartbeat interval of the daemons, ms; undefined = the daemon's default */
+  heartbeatMs?: number
   debug: string
   logDir?: string
   /** logs of failed runs go here */
@@ -103,6 +104,7 @@ interface ScenarioSummary {
   cpuSumS: Summary
   cpuPerNodeS: Summary
   foreignCores: Summary
+  idleCores: Summary
   allCopiesOk: boolean
 }
 
@@ -120,7 +122,7 @@ function options (args: Args): Options {
     netnsRuns: intFlag(args, 'netns-runs', 1),
     plainRuns: plain == null ? undefined : intFlag(args, 'plain-runs', 1, 0),
     sampleMs: intFlag(args, 'sample-ms', 500, 50),
-    heartbeatMs: intFlag(args, 'heartbeat-ms', 1000, 100),
+    heartbeatMs: args.flags.has('heartbeat-ms') ? intFlag(args, 'heartbeat-ms', 5000, 100) : undefined,
     debug,
     logDir: keep ? path.join(results, `fanout-logs-${stamp}`) : undefined,
     failureLogDir: path.join(results, `fanout-failed-${stamp}`),
@@ -151,6 +153,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuSumS: summarize(r.runs.map(x => sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
+    idleCores: summarize(r.runs.map(x => x.idleCores)),
     allCopiesOk: r.runs.every(x => x.ok) && r.plain.every(p => p.ok)
   }
 }
@@ -315,7 +318,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'CPU s / daemon', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'CPU s / daemon', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -330,10 +333,12 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtRange(s.maxRssMiB, 0),
       fmtRange(s.cpuSumS, 1),
       fmtRange(s.cpuPerNodeS, 2),
+      fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
     ]
   }), [
     'CPU = utime + stime of each daemon from posting the task until the last copy completed; peak RSS = VmHWM of each daemon at that point.',
+    'idle swarm = CPU of all daemons together over 5 s after the swarm formed, before the task (heartbeats, gossip, pings): paid during the run too.',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])
@@ -432,7 +437,7 @@ export const fanoutBench: Bench = {
     { name: 'netns-runs', describe: 'fanout: runs per netns scenario (1)' },
     { name: 'plain-runs', describe: 'fanout: plain-HTTP baselines per scenario (loopback: every run; netns: 1); 0 skips them' },
     { name: 'sample-ms', describe: 'fanout: progress sample interval, ms (500)' },
-    { name: 'heartbeat-ms', describe: 'fanout: the daemons\' membership heartbeat interval, ms (1000)' },
+    { name: 'heartbeat-ms', describe: 'fanout: the daemons\' membership heartbeat interval, ms (the daemon\'s default, 5000: at 1000 an idle swarm of 16 uses about one of two cores)' },
     { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
     { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },
     { name: 'daemon-args', describe: 'fanout: more `damselfly daemon` arguments, e.g. --daemon-args="--upload-rate 50MiB"' },

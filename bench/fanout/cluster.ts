@@ -38,8 +38,8 @@ const DAEMON_STOP_MS = 10_000
 const WORKER_START_MS = 30_000
 
 export interface DaemonOptions {
-  /** membership heartbeat interval, ms */
-  heartbeatMs: number
+  /** membership heartbeat interval, ms; undefined = the daemon's default */
+  heartbeatMs?: number
   /** DEBUG pattern for the daemons ('' = the daemon's default: errors only) */
   debug: string
   /** more `damselfly daemon` arguments */
@@ -84,6 +84,10 @@ export interface Cluster {
 
 function workerFile (name: string): string {
   return fileURLToPath(new URL(`./${name}.js`, import.meta.url))
+}
+
+function heartbeatArgs (options: DaemonOptions): string[] {
+  return options.heartbeatMs == null ? [] : ['--heartbeat-interval', String(options.heartbeatMs)]
 }
 
 function daemonEnv ({ debug, nodeOptions }: DaemonOptions): NodeJS.ProcessEnv {
@@ -232,7 +236,7 @@ export class LoopbackCluster implements Cluster {
 
   async startPeers (n: number, dir: string, options: DaemonOptions): Promise<Peer[]> {
     const env = daemonEnv(options)
-    const args = [...BASE_DAEMON_ARGS, '--heartbeat-interval', String(options.heartbeatMs), ...options.extraArgs]
+    const args = [...BASE_DAEMON_ARGS, ...heartbeatArgs(options), ...options.extraArgs]
     const start = async (i: number, bootstrap?: string): Promise<Peer> => {
       const dataDir = path.join(dir, `node-${i + 1}`)
       const d = await spawnDaemon(dataDir, bootstrap == null ? args : [...args, '--bootstrap', bootstrap], env)
@@ -327,7 +331,7 @@ export class NetnsCluster implements Cluster {
         '--listen', `/ip4/${host.ip}/tcp/${NETNS_P2P_PORT}`,
         '--control', '127.0.0.1:0',
         ...BASE_DAEMON_ARGS,
-        '--heartbeat-interval', String(options.heartbeatMs),
+        ...heartbeatArgs(options),
         ...(bootstrap == null ? [] : ['--bootstrap', bootstrap]),
         ...options.extraArgs
       ])

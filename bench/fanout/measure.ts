@@ -13,6 +13,13 @@ import { sha256File } from './files.ts'
 import type { Cluster, DaemonOptions, OriginRequest, Peer } from './cluster.ts'
 import type { DownloadProgress } from '../../src/task/download.ts'
 
+/**
+ * After the swarm formed, the daemons' CPU is measured over this idle window
+ * before the tasks are posted: the swarm's background cost (membership
+ * heartbeats, gossip, pings), which a busy run pays too
+ */
+const IDLE_WINDOW_MS = 5000
+
 /** Time the swarm may take until every node sees all others as live members */
 const MEMBERSHIP_TIMEOUT_MS = 120_000
 
@@ -39,6 +46,8 @@ export interface SwarmRun {
   p50S: number
   /** seconds until every node saw N-1 live members */
   membershipS: number
+  /** CPU of all daemons together while the formed swarm idled before the tasks, in cores */
+  idleCores: number
   /** origin HTTP body bytes sent for this run */
   egress: number
   /** netns: link-level bytes out of the origin's namespace (headers included) */
@@ -168,6 +177,9 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await waitMembership(peers)
     const membershipS = (Date.now() - joinStarted) / 1000
     const pids = await Promise.all(peers.map(async p => (await getStatus(p)).pid as number))
+    const idle0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+    await sleep(IDLE_WINDOW_MS)
+    const idleCores = pids.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? NaN) - idle0[i], 0) / (IDLE_WINDOW_MS / 1000)
 
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
@@ -215,6 +227,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       lastS: Math.max(...perNodeS),
       p50S: median(perNodeS),
       membershipS,
+      idleCores,
       egress,
       originLinkTx,
       fromPeers: last.map(p => p.fromPeers),
