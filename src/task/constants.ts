@@ -64,3 +64,6 @@ export const DEFAULT_MAX_PROVIDERS = 5
 
 /** A finished download stays listed (GET /tasks/:id, progress streams) this long, then only the store remembers the task */
 export const DEFAULT_FINISHED_DOWNLOAD_HOLD_MS = 10 * 60_000
+
+/** A failed or cancelled download waits this long for its tracker to take its LEAVE */
+export const DEFAULT_LEAVE_WAIT_MS = 2_000

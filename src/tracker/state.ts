@@ -510,6 +510,13 @@ export class TrackerState {
       return false
     }
     removePeer(task, record, now)
+    // digests come from the peers that hold the pieces: with none left, they
+    // vouch for nothing, and a download that left because its whole-file
+    // digest failed must not poison the next one from an honest origin
+    if (task.held.count() === 0) {
+      task.digestKnown = new Bitfield(task.pieceCount)
+      task.digests = undefined
+    }
     return true
   }
 
