@@ -104,7 +104,7 @@ async function main (): Promise<void> {
         return d
       }))
       const swarm = [first, ...rest]
-      const deadline = Date.now() + 60_000
+      const deadline = Date.now() + 180_000
       let statuses: any[] = []
       while (Date.now() < deadline) {
         statuses = await Promise.all(swarm.map(async d => ({ ...await getJson(`http://${d.control}/status`, daemons), control: d.control })))
@@ -113,7 +113,7 @@ async function main (): Promise<void> {
         }
         await new Promise(resolve => setTimeout(resolve, 200))
       }
-      throw new Error(`the ${nodes} daemons did not see each other in 60 s`)
+      throw new Error(`the ${nodes} daemons did not see each other in 180 s`)
     }
 
     for (let r = 0; r < rounds; r++) {
