@@ -234,6 +234,15 @@ describe('registry mirror: docker-registry, skopeo and 4 nodes', function () {
     expect(failed).to.be.at.least(3)
   })
 
+  it('once the registry is honest again, the blob that failed is served through the swarm', async () => {
+    for (const [i, layer] of bad.layers.entries()) {
+      const res = await httpRequest(`${mirrorUrl(3 - i)}/v2/test/bad/blobs/${layer.digest}`)
+      expect(res.status, `${layer.digest}: ${res.body.toString().slice(0, 300)}`).to.equal(200)
+      expect(res.complete).to.equal(true)
+      expect(sha256(res.body)).to.equal(layer.digest)
+    }
+  })
+
   it('the registry down: manifests fail with a clear 502, blobs already in the swarm are still served', async () => {
     const layer = other.layers[0]
     const blobPath = `/v2/test/other/blobs/${layer.digest}`

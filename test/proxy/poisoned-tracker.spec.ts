@@ -1,16 +1,12 @@
 /**
- * BUG (task/tracker, not the proxy): a download whose whole-file digest did
- * not match leaves its piece digests at the tracker, so the next download of
- * the same digest-keyed task fails against an honest origin until the tracker
- * forgets the task (DEFAULT_TASK_TTL_MS, 60 s after its last peer left).
- * Seen through the registry mirror: a registry or CDN that once sent a
- * corrupted layer makes every node's pull of that layer fail for a minute
- * after the registry is fixed.
- *
- * Fails until fixed. Suggested fix: when verifyDigest fails, the Download
- * tells the tracker to drop the task's metadata and piece digests (a
- * "digest-mismatch" leave), or the tracker forgets a task's digests as soon
- * as no registered peer holds any piece of it.
+ * Regression test (task/tracker, found through the registry mirror): a
+ * download whose whole-file digest did not match must not leave its piece
+ * digests at the tracker, or the next download of the same digest-keyed task
+ * fails against an honest origin until the tracker forgets the task. Seen
+ * through the mirror: a registry or CDN that once sent a corrupted layer made
+ * every node's pull of that layer fail for a minute after it was fixed.
+ * Fixed in dd4c8e9 (the tracker forgets piece digests once no registered peer
+ * holds a piece; a failed download waits for its LEAVE).
  */
 import '../../src/polyfill.ts'
 import { createHash, randomBytes } from 'node:crypto'
@@ -19,7 +15,7 @@ import { expect } from 'aegir/chai'
 import { TestSwarm, dialAddr, waitFor } from '../utils/nodes.ts'
 import type { AddressInfo } from 'node:net'
 
-describe('BUG: piece digests of a tampered download stay at the tracker', function () {
+describe('a tampered download does not poison the tracker', function () {
   this.timeout(60_000)
 
   const swarm = new TestSwarm()
