@@ -51,6 +51,9 @@ export async function startDaemon (args: string[] = [], options: { dataDir?: str
   if (!args.includes('--listen')) {
     argv.push('--listen', '/ip4/127.0.0.1/tcp/0')
   }
+  if (!args.includes('--proxy')) {
+    argv.push('--proxy', '')
+  }
   const proc = spawn(process.execPath, argv, {
     env: { ...process.env, DEBUG: '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']

@@ -33,6 +33,11 @@ export const daemonCommand: CommandModule<object, Args> = {
     if (daemon.socket != null) {
       print(`socket   ${daemon.socket}`)
     }
+    if (daemon.proxy.address != null) {
+      print(`mirror   http://${daemon.proxy.address} (registry mirror)`)
+    } else if (daemon.proxyError != null) {
+      print(`warning  registry mirror off: ${daemon.proxyError}`)
+    }
     node.service.addEventListener('swarm:peer-count', (evt) => { print(`peers    ${evt.detail}`) })
     node.service.addEventListener('swarm:incompatible-peer', (evt) => {
       const i = evt.detail

@@ -30,6 +30,10 @@ export async function spawnDaemon (dataDir: string, args: string[] = [], env: Re
   if (!args.includes('--listen')) {
     argv.push('--listen', '/ip4/127.0.0.1/tcp/0')
   }
+  if (!args.includes('--proxy')) {
+    // many daemons on one host: no fixed mirror port
+    argv.push('--proxy', '')
+  }
   const proc = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stdout!.on('data', (d) => { out += String(d) })
