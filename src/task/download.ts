@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
-import { PiecePicker, Blocklist } from '../scheduler/index.ts'
+import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
@@ -552,7 +552,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const todo = [...new Set(granted)].filter(i => !have.get(i) && !this.inflight.has(i)).sort((a, b) => a - b)
     while (this.originRuns < DEFAULT_ORIGIN_CONCURRENCY && todo.length > 0) {
       const run = [todo.shift()!]
-      while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < DEFAULT_ORIGIN_RUN_PIECES) {
+      // never longer than the tracker's grant stripe (the pieces split among
+      // its source peers), or a small file's first run reads stripes that the
+      // tracker hands to others meanwhile
+      const maxRun = Math.max(1, Math.min(DEFAULT_ORIGIN_RUN_PIECES, Math.floor(meta.pieceCount / DEFAULT_MAX_SOURCE_PEERS)))
+      while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < maxRun) {
         run.push(todo.shift()!)
       }
       for (const i of run) {
