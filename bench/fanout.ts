@@ -108,6 +108,8 @@ interface ScenarioSummary {
   plainEgressRatio: Summary
   maxRssMiB: Summary
   cpuSumS: Summary
+  /** share of the daemons' CPU spent in the kernel */
+  cpuSysShare: Summary
   cpuPerNodeS: Summary
   foreignCores: Summary
   idleCores: Summary
@@ -157,6 +159,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     plainEgressRatio: summarize(r.plain.map(p => p.egress / size)),
     maxRssMiB: summarize(r.runs.map(x => Math.max(...x.peakRssKiB) / 1024)),
     cpuSumS: summarize(r.runs.map(x => sum(x.cpuS))),
+    cpuSysShare: summarize(r.runs.map(x => sum(x.cpuSysS) / sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
@@ -324,7 +327,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'CPU s / daemon', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -338,6 +341,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       r.capCheck == null ? '–' : fmt(r.capCheck.mbit, 1),
       fmtRange(s.maxRssMiB, 0),
       fmtRange(s.cpuSumS, 1),
+      fmtRange({ ...s.cpuSysShare, median: 100 * s.cpuSysShare.median, min: 100 * s.cpuSysShare.min, max: 100 * s.cpuSysShare.max }, 0, '%'),
       fmtRange(s.cpuPerNodeS, 2),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)

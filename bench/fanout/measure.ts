@@ -20,6 +20,20 @@ import type { DownloadProgress } from '../../src/task/download.ts'
  */
 const IDLE_WINDOW_MS = 5000
 
+/** Linux USER_HZ: clock ticks per second in /proc/<pid>/stat */
+const CLK_TCK = 100
+
+/** [user, system] CPU seconds of a process, from /proc/<pid>/stat; NaN once it is gone */
+function cpuSplit (pid: number): [number, number] {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return [Number(fields[11]) / CLK_TCK, Number(fields[12]) / CLK_TCK]
+  } catch {
+    return [NaN, NaN]
+  }
+}
+
 /** Time the swarm may take until every node sees all others as live members */
 const MEMBERSHIP_TIMEOUT_MS = 120_000
 
@@ -60,6 +74,8 @@ export interface SwarmRun {
   peakRssKiB: number[]
   /** per node CPU seconds (utime + stime) spent during the download */
   cpuS: number[]
+  /** per node, the part of cpuS spent in the kernel (stime: network stack, disk) */
+  cpuSysS: number[]
   /** per node CPU seconds since the daemon started (start-up and swarm joining included) */
   cpuTotalS: number[]
   /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
@@ -184,6 +200,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+    const sys0 = pids.map(pid => cpuSplit(pid)[1])
     const helpers = cluster.helperPids()
     const own0 = helpers.map(pid => procCpuSeconds(pid) ?? 0)
     const self0 = process.cpuUsage()
@@ -201,6 +218,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const egress = (await cluster.originSent()) - egress0
     const originLinkTx = link0 == null ? undefined : o.originLinkTx!() - link0
     const cpu1 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+    const cpuSysS = pids.map((pid, i) => cpuSplit(pid)[1] - sys0[i])
     const own = helpers.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? 0) - own0[i], 0)
     const selfUsage = process.cpuUsage(self0)
     const machine = machineBusySeconds() - machine0
@@ -235,6 +253,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       uploaded: status.map(s => s.bytes?.uploaded ?? NaN),
       peakRssKiB,
       cpuS,
+      cpuSysS,
       cpuTotalS: cpu1,
       foreignCores,
       finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
