@@ -366,13 +366,19 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   }
 }
 
-/** The commit the benchmark measures, and whether src/ had uncommitted changes */
+/**
+ * The commit the benchmark measures and whether src/ had uncommitted changes;
+ * empty when the tree it runs from is not a git checkout of its own (e.g. an
+ * exported snapshot inside another checkout)
+ */
 function sourceVersion (): { commit?: string, srcDirty?: boolean } {
   try {
     const cwd = repoRoot()
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd, encoding: 'utf8' }).trim() !== ''
-    return { commit, srcDirty: dirty }
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    if (fs.realpathSync(git('rev-parse', '--show-toplevel')) !== fs.realpathSync(cwd)) {
+      return {}
+    }
+    return { commit: git('rev-parse', 'HEAD'), srcDirty: git('status', '--porcelain', '--', 'src') !== '' }
   } catch {
     return {}
   }
@@ -385,6 +391,7 @@ async function run (args: Args, resources: Resources): Promise<string> {
   const skipped: Array<{ id: string, reason: string }> = []
   const files = new Map<number, { file: string, sha256: string }>()
   const started = new Date().toISOString()
+  const source = sourceVersion()
 
   const wantsNetns = o.scenarios.some(s => s.mode === 'netns')
   const whyNot = wantsNetns ? netnsUnavailable() : undefined
@@ -427,7 +434,7 @@ async function run (args: Args, resources: Resources): Promise<string> {
   const file = await writeResults('fanout', {
     bench: 'fanout',
     startedAt: started,
-    source: sourceVersion(),
+    source,
     host: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: os.totalmem() / 2 ** 30, node: process.version, kernel: os.release() },
     options: { ...o, scenarios: o.scenarios.map(s => s.id) },
     skipped,
