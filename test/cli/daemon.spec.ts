@@ -68,7 +68,9 @@ describe('daemon and CLI', function () {
     expect(again.peerId).to.equal(a.peerId)
   })
 
-  it('private swarm: same key connects; another key and no key never connect; doctor names the swarm key', async () => {
+  it('private swarm: same key connects; another key and no key never connect; doctor names the swarm key', async function () {
+    // two doctor runs each wait out handshakes that stall (5 s dial timeout + a TCP probe per address)
+    this.timeout(300_000)
     const keyA = path.join(tmp, 'a.key')
     const keyB = path.join(tmp, 'b.key')
     expect((await runCli(['keygen', '--swarm-key', keyA])).code).to.equal(0)
