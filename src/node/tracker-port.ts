@@ -77,7 +77,8 @@ export class TrackerPortAdapter implements TrackerPort {
     if (response.status === 'need-meta' && req.meta == null) {
       for (const other of others) {
         try {
-          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId }, { signal: options.signal, retries: 0 })
+          // no grant from the standby: it does not know what the first one granted
+          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { signal: options.signal, retries: 0 })
           if (res.status === 'ok' && res.meta != null) {
             return this.toResult(peerIdFromString(other).toString(), res)
           }
