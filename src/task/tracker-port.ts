@@ -1,17 +1,12 @@
+import type { TaskMetaInfo } from '../tracker/index.ts'
 import type { Bitfield } from '../utils/bitfield.ts'
 
 /**
  * What the download engine needs from the tracker role. The node adapts the
  * tracker client to this; a test can drive the engine with its own.
  */
-export interface TaskMetaInfo {
-  contentLength: number
-  pieceSize: number
-  etag?: string
-  lastModified?: string
-  url?: string
-  digest?: string
-}
+
+export type { TaskMetaInfo }
 
 export interface ParentInfo {
   peerId: string
