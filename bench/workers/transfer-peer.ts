@@ -360,6 +360,7 @@ async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
   const [{ FsPieceStore }, { pieceRange }, { pieceTransfer }, { multiaddr }] = await Promise.all([
     import('../../src/storage/index.ts'), import('../../src/task/piece-size.ts'), import('../../src/transfer/index.ts'), import('@multiformats/multiaddr')
   ])
+  const { DEFAULT_MAX_PENDING_WRITES } = await import('../../src/task/constants.ts')
   const taskId = init.taskId!
   const pieceDigests = init.pieceDigests!
   const count = pieceDigests.length
@@ -383,9 +384,17 @@ async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
     let bytes = 0
     let piecesOk = 0
     let busyAnswers = 0
+    // as the download engine does: the protocol verified the piece, the
+    // write runs beside the stream, at most DEFAULT_MAX_PENDING_WRITES wait
+    const writes = new Set<Promise<void>>()
     const onPiece = async (index: number, piece: Uint8Array): Promise<void> => {
       if (store != null) {
-        await store.put(taskId, index, piece)
+        while (writes.size >= DEFAULT_MAX_PENDING_WRITES) {
+          await Promise.race(writes)
+        }
+        const write: Promise<void> = store.put(taskId, index, piece, { expectedDigest: pieceDigests[index], verified: true })
+          .finally(() => { writes.delete(write) })
+        writes.add(write)
       }
       bytes += piece.byteLength
     }
@@ -413,6 +422,7 @@ async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
 
     m.start()
     await Promise.all(Array.from({ length: init.streams ?? 1 }, lane))
+    await Promise.all(writes)
     const timing = m.stop()
     if (piecesOk !== count || bytes !== init.size) {
       throw new Error(`Got ${piecesOk} of ${count} pieces, ${bytes} of ${init.size} bytes`)

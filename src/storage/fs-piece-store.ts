@@ -660,7 +660,7 @@ export class FsPieceStore implements PieceStore {
       const { data, journal } = await this.openWriter(entry)
       options.signal?.throwIfAborted()
       await writeAll(data, bytes, range.start)
-      await data.datasync()
+      // resolves once the data file and the record are both synced
       await journal.append(index, digest)
     } catch (err) {
       if (isDiskFull(err)) {
@@ -741,8 +741,8 @@ export class FsPieceStore implements PieceStore {
         throw new DigestMismatchError(`${sourcePath} has digest ${actual} but ${expected} was expected - nothing was stored; check the file and the digest`)
       }
 
-      // pieces become present only after the whole file was checked
-      await data.datasync()
+      // pieces become present only after the whole file was checked; the
+      // journal syncs the data file before it records them
       await Promise.all(written.map(async p => journal.append(p.index, p.digest)))
       task.digest ??= actual
     } catch (err) {
@@ -935,7 +935,8 @@ export class FsPieceStore implements PieceStore {
         const data = await fs.open(path.join(entry.dir, DATA_FILE), 'r+')
 
         try {
-          const journal = await Journal.open(path.join(entry.dir, JOURNAL_FILE))
+          // group commit: the data file is synced once per batch of journal records
+          const journal = await Journal.open(path.join(entry.dir, JOURNAL_FILE), { beforeCommit: async () => { await data.datasync() } })
           await fsyncDir(entry.dir)
           return { data, journal }
         } catch (err) {
