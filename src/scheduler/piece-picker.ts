@@ -33,6 +33,14 @@ export interface PickInput {
    * rarest-first, so a streaming reader gets the bytes it needs next
    */
   sequentialFrom?: number
+  /**
+   * With `sequentialFrom`: only this many pieces from there go in index
+   * order; the rest follow rarest-first, so a streaming reader gets its next
+   * pieces first without making every peer fetch the same pieces at once
+   *
+   * @default Infinity
+   */
+  sequentialWindow?: number
 }
 
 export interface PiecePickerInit {
@@ -91,7 +99,7 @@ export class PiecePicker {
   }
 
   pick (input: PickInput): PieceAssignment[] {
-    const { pieceCount, have, inflight, parents, capacity, rng, sequentialFrom } = input
+    const { pieceCount, have, inflight, parents, capacity, rng, sequentialFrom, sequentialWindow } = input
     const endgameThreshold = input.endgameThreshold ?? this.#endgameThreshold
     validate(input, endgameThreshold)
 
@@ -109,7 +117,7 @@ export class PiecePicker {
     const candidates = obtainable.filter(index => requested(index) < maxRequests)
 
     const order = sequentialFrom != null
-      ? sequentialOrder(candidates, sequentialFrom, pieceCount)
+      ? windowedOrder(candidates, sequentialFrom, sequentialWindow ?? Infinity, pieceCount, availability, rng)
       : rarestOrder(candidates, availability, rng)
     if (endgame) {
       // pieces with no request yet first; sort is stable, so the order above holds within each group
@@ -131,6 +139,9 @@ function validate (input: PickInput, endgameThreshold: number): void {
     if (bitfield.length !== pieceCount) {
       throw new InvalidParametersError(`Parent ${peerId} bitfield has ${bitfield.length} pieces but the task has ${pieceCount} - validate bitfields on receipt`)
     }
+  }
+  if (input.sequentialWindow != null && !(input.sequentialWindow === Infinity || (Number.isSafeInteger(input.sequentialWindow) && input.sequentialWindow >= 1))) {
+    throw new InvalidParametersError(`sequentialWindow must be an integer >= 1 or Infinity, got ${input.sequentialWindow}`)
   }
   if (sequentialFrom != null && (!Number.isSafeInteger(sequentialFrom) || sequentialFrom < 0 || sequentialFrom >= pieceCount)) {
     throw new InvalidParametersError(`sequentialFrom must be a piece index in 0..${pieceCount - 1}, got ${sequentialFrom}`)
@@ -234,6 +245,17 @@ function assign (order: number[], state: AssignState): PieceAssignment[] {
     }
   }
   return assignments
+}
+
+/** The pieces within `window` positions of `from` in index order, then the others rarest-first */
+function windowedOrder (indexes: number[], from: number, window: number, pieceCount: number, availability: ReadonlyMap<number, number>, rng: () => number): number[] {
+  if (window >= pieceCount) {
+    return sequentialOrder(indexes, from, pieceCount)
+  }
+  const position = (index: number): number => (index - from + pieceCount) % pieceCount
+  const front = indexes.filter(i => position(i) < window)
+  const rest = indexes.filter(i => position(i) >= window)
+  return [...sequentialOrder(front, from, pieceCount), ...rarestOrder(rest, availability, rng)]
 }
 
 /** Index order starting at `from`, wrapping around */

@@ -8,6 +8,13 @@ export const DEFAULT_PARENT_PIPELINE = 8
 /** Pieces per request to a parent (one stream carries them pipelined) */
 export const DEFAULT_PIECES_PER_REQUEST = 4
 
+/**
+ * Pieces ahead of a streaming reader (the registry mirror) fetched in index
+ * order before the rest; past them, rarest-first keeps peers on different
+ * pieces
+ */
+export const DEFAULT_STREAM_WINDOW = 8
+
 /** Verified pieces waiting to be written; beyond it the receiving stream pauses (memory: this many pieces) */
 export const DEFAULT_MAX_PENDING_WRITES = 8
 

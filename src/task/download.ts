@@ -4,7 +4,7 @@ import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
@@ -68,6 +68,16 @@ export interface DownloadContext {
   findProviders?(taskId: string, options: { signal: AbortSignal, limit: number }): Promise<string[]>
 }
 
+/**
+ * A reader streaming a task while it downloads (the registry mirror): tell
+ * the download where it reads, close it when done
+ */
+export interface StreamCursor {
+  /** the reader now needs piece `index` next */
+  advance(index: number): void
+  close(): void
+}
+
 interface ParentState {
   peerId: string
   addrs: string[]
@@ -110,6 +120,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   /** pieces being written right now (end-game can deliver one twice) */
   private readonly storing = new Set<number>()
   private readonly writes = new Set<Promise<void>>()
+  /** where streaming readers are: the pieces just ahead of them go first */
+  private readonly readers = new Set<{ at: number }>()
   private trackerKnows: boolean[] = []
   private meta?: TaskMetadata
   private tracker?: string
@@ -148,6 +160,40 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       this.controller.abort(new DownloadCancelledError(`the download of task ${this.request.taskId} was cancelled`))
       this.wakeUp()
     }
+  }
+
+  /**
+   * A reader will read the task from piece `from` on: the
+   * DEFAULT_STREAM_WINDOW missing pieces ahead of the furthest-behind
+   * reader are requested first, in order; the rest stay rarest-first.
+   */
+  stream (from: number): StreamCursor {
+    const reader = { at: Math.max(0, Math.floor(from)) }
+    this.readers.add(reader)
+    this.wakeUp()
+    return {
+      advance: (index: number) => {
+        if (index !== reader.at) {
+          reader.at = Math.max(0, Math.floor(index))
+          this.wakeUp()
+        }
+      },
+      close: () => { this.readers.delete(reader) }
+    }
+  }
+
+  /** The first missing piece at or after the slowest reader, if any reader waits for one */
+  private streamFrom (have: Bitfield): number | undefined {
+    let from: number | undefined
+    for (const { at } of this.readers) {
+      for (let i = at; i < have.length; i++) {
+        if (!have.get(i)) {
+          from = Math.min(from ?? i, i)
+          break
+        }
+      }
+    }
+    return from
   }
 
   progress (): DownloadProgress {
@@ -643,7 +689,16 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     for (const i of this.storing) {
       have.set(i)
     }
-    const assignments = this.picker.pick({ pieceCount: meta.pieceCount, have, inflight: this.inflight, parents: usable, capacity, rng: Math.random })
+    const assignments = this.picker.pick({
+      pieceCount: meta.pieceCount,
+      have,
+      inflight: this.inflight,
+      parents: usable,
+      capacity,
+      rng: Math.random,
+      sequentialFrom: this.streamFrom(have),
+      sequentialWindow: DEFAULT_STREAM_WINDOW
+    })
     if (assignments.length === 0) {
       return false
     }

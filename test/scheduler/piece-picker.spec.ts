@@ -291,6 +291,29 @@ describe('scheduler/piece-picker', () => {
       expect(indexes(picked)).to.deep.equal([0, 1, 2, 3])
     })
 
+    it('with a window, takes the window in order and the rest rarest-first', () => {
+      // piece 9 is held by one parent only (rarest), 6-8 by two
+      const parents = { a: full(10), b: bits(10, [0, 1, 2, 3, 4, 5, 6, 7, 8]) }
+      const have = bits(10, [3])
+      const picked = picker.pick(input(10, parents, { have, sequentialFrom: 2, sequentialWindow: 3, endgameThreshold: 0, capacity: new Map([['a', 10], ['b', 10]]) }))
+      const order = indexes(picked)
+      // window positions 0..2 from piece 2: pieces 2, 3 (had), 4 → 2, 4 in order first
+      expect(order.slice(0, 2)).to.deep.equal([2, 4])
+      // then the rarest (9, one holder) before the others
+      expect(order[2]).to.equal(9)
+      expect([...order].sort((x, y) => x - y)).to.deep.equal([0, 1, 2, 4, 5, 6, 7, 8, 9])
+    })
+
+    it('wraps the window around the end of the task', () => {
+      const picked = picker.pick(input(6, { a: full(6) }, { sequentialFrom: 4, sequentialWindow: 3, endgameThreshold: 0 }))
+      expect(indexes(picked).slice(0, 3)).to.deep.equal([4, 5, 0])
+    })
+
+    it('rejects a window below 1', () => {
+      expect(() => picker.pick(input(4, { a: full(4) }, { sequentialFrom: 0, sequentialWindow: 0 }))).to.throw().with.property('name', 'InvalidParametersError')
+      expect(() => picker.pick(input(4, { a: full(4) }, { sequentialFrom: 0, sequentialWindow: 1.5 }))).to.throw().with.property('name', 'InvalidParametersError')
+    })
+
     it('rejects a start outside the task', () => {
       expect(() => picker.pick(input(4, { a: full(4) }, { sequentialFrom: 4 }))).to.throw().with.property('name', 'InvalidParametersError')
       expect(() => picker.pick(input(4, { a: full(4) }, { sequentialFrom: -1 }))).to.throw().with.property('name', 'InvalidParametersError')

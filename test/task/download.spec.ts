@@ -1,0 +1,129 @@
+import '../../src/polyfill.ts'
+import { createHash, randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { defaultLogger } from '@libp2p/logger'
+import { expect } from 'aegir/chai'
+import { SourceRegistry } from '../../src/source/index.ts'
+import { FsPieceStore } from '../../src/storage/index.ts'
+import { Download } from '../../src/task/download.ts'
+import { taskIdFromDigest } from '../../src/task/id.ts'
+import { Bitfield } from '../../src/utils/bitfield.ts'
+import type { FetchResult } from '../../src/transfer/index.ts'
+import type { DownloadContext } from '../../src/task/download.ts'
+import type { AnnounceResult, TrackerPort } from '../../src/task/tracker-port.ts'
+
+const PIECE = 64 * 1024
+const COUNT = 64
+
+/**
+ * One parent holding every piece, answering from memory, and a tracker that
+ * knows the task: enough to watch which pieces a download asks for first.
+ */
+function harness (store: FsPieceStore, data: Uint8Array): { ctx: DownloadContext, requested: number[], taskId: string } {
+  const digests = Array.from({ length: COUNT }, (_, i) => createHash('sha256').update(data.subarray(i * PIECE, (i + 1) * PIECE)).digest())
+  const taskId = taskIdFromDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`)
+  const have = new Bitfield(COUNT)
+  for (let i = 0; i < COUNT; i++) {
+    have.set(i)
+  }
+  const requested: number[] = []
+  const answer = (): AnnounceResult => ({
+    status: 'ok',
+    tracker: 'tracker',
+    meta: { contentLength: data.byteLength, pieceSize: PIECE },
+    digests,
+    parents: [{ peerId: 'parent', addrs: [], have: have.clone(), freeUploadSlots: 16 }],
+    grant: [],
+    intervalMs: 1000
+  })
+  const tracker: TrackerPort = {
+    announce: async () => answer(),
+    announceDirect: async () => answer(),
+    report: async () => {},
+    leave: async () => {},
+    reportBadPeer: async () => {}
+  }
+  const ctx: DownloadContext = {
+    store,
+    sources: new SourceRegistry(),
+    tracker,
+    selfPeerId: 'self',
+    logger: defaultLogger(),
+    onBytes: () => {},
+    fetchPieces: async (_peer, _addrs, _taskId, indexes, options): Promise<FetchResult[]> => {
+      requested.push(...indexes)
+      const results: FetchResult[] = []
+      for (const i of indexes) {
+        // a little latency so the download keeps a queue of requests
+        await new Promise(resolve => setTimeout(resolve, 2))
+        await options.onPiece(i, data.slice(i * PIECE, (i + 1) * PIECE))
+        results.push({ index: i, status: 'ok', bytes: PIECE })
+      }
+      return results
+    }
+  }
+  return { ctx, requested, taskId }
+}
+
+describe('Download', () => {
+  let dir: string
+  let store: FsPieceStore
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dfly-download-'))
+    store = new FsPieceStore({ dir })
+    await store.open()
+  })
+
+  afterEach(async () => {
+    await store.close()
+    await fs.rm(dir, { recursive: true, force: true })
+  })
+
+  it('fetches the pieces just ahead of a streaming reader first, in order, and the rest too', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, requested, taskId } = harness(store, data)
+    const download = new Download(ctx, { taskId })
+    const cursor = download.stream(40)
+    await download.done
+    cursor.close()
+
+    // the first requests are the window from piece 40 in index order
+    expect(requested.slice(0, 8)).to.deep.equal([40, 41, 42, 43, 44, 45, 46, 47])
+    // every piece came, each once
+    expect([...new Set(requested)].sort((a, b) => a - b)).to.deep.equal(Array.from({ length: COUNT }, (_, i) => i))
+    const stored = Buffer.concat(await Promise.all(Array.from({ length: COUNT }, async (_, i) => store.get(taskId, i))))
+    expect(stored.equals(data)).to.equal(true)
+  })
+
+  it('follows the reader as it advances', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, requested, taskId } = harness(store, data)
+    const download = new Download(ctx, { taskId })
+    const cursor = download.stream(0)
+    let moved = false
+    download.addEventListener('progress', (evt) => {
+      if (!moved && evt.detail.piecesDone >= 4) {
+        moved = true
+        cursor.advance(50)
+      }
+    })
+    await download.done
+    cursor.close()
+
+    const at = requested.indexOf(50)
+    // once the reader jumped, piece 50 and its neighbours were asked for before pieces in between
+    expect(at).to.be.greaterThan(0)
+    expect(at).to.be.lessThan(24)
+    expect(requested.slice(at, at + 4)).to.deep.equal([50, 51, 52, 53])
+  })
+
+  it('without a reader, does not fetch in index order', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, requested } = harness(store, data)
+    await new Download(ctx, { taskId: harness(store, data).taskId }).done
+    expect(requested.slice(0, 16)).to.not.deep.equal(Array.from({ length: 16 }, (_, i) => i))
+  })
+})
