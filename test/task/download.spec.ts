@@ -10,9 +10,9 @@ import { FsPieceStore } from '../../src/storage/index.ts'
 import { Download } from '../../src/task/download.ts'
 import { taskIdFromDigest } from '../../src/task/id.ts'
 import { Bitfield } from '../../src/utils/bitfield.ts'
-import type { FetchResult } from '../../src/transfer/index.ts'
 import type { DownloadContext } from '../../src/task/download.ts'
 import type { AnnounceResult, TrackerPort } from '../../src/task/tracker-port.ts'
+import type { FetchResult } from '../../src/transfer/index.ts'
 
 const PIECE = 64 * 1024
 const COUNT = 64
