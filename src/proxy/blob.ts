@@ -105,10 +105,13 @@ async function waitForPiece (download: Download, store: BlobStore, index: number
 
 /**
  * Yields bytes [start, end) of the download's task, piece by piece in order
- * as they arrive. The last chunk is yielded only after `download.done`
- * resolved (the whole-file digest, when the task has one, matched); when it
- * rejects the generator throws its error instead, so the caller can cut the
- * response short.
+ * as they arrive. While it reads, a stream cursor tells the download which
+ * piece it needs next, so the pieces just ahead of it are fetched first and
+ * in order; the cursor is closed however the generator ends (finished,
+ * consumer gone, error). The last chunk is yielded only after
+ * `download.done` resolved (the whole-file digest, when the task has one,
+ * matched); when it rejects the generator throws its error instead, so the
+ * caller can cut the response short.
  */
 export async function * readRange (download: Download, store: BlobStore, meta: TaskMetadata, start: number, end: number, options: WaitOptions): AsyncGenerator<Uint8Array, void, undefined> {
   const taskId = download.request.taskId
@@ -118,23 +121,30 @@ export async function * readRange (download: Download, store: BlobStore, meta: T
   }
   const first = Math.floor(start / meta.pieceSize)
   const last = Math.floor((end - 1) / meta.pieceSize)
-  for (let i = first; i <= last; i++) {
-    await waitForPiece(download, store, i, options)
-    let bytes: Uint8Array
-    try {
-      bytes = await store.read(taskId, i, { signal: options.signal })
-    } catch (err) {
-      if (ended(download)) {
+  const cursor = download.stream(first)
+  try {
+    for (let i = first; i <= last; i++) {
+      cursor.advance(i)
+      await waitForPiece(download, store, i, options)
+      let bytes: Uint8Array
+      try {
+        bytes = await store.read(taskId, i, { signal: options.signal })
+      } catch (err) {
+        if (ended(download)) {
+          await download.done
+        }
+        throw err
+      }
+      const range = pieceRange(i, meta.contentLength, meta.pieceSize)
+      const chunk = bytes.subarray(Math.max(start, range.start) - range.start, Math.min(end, range.end) - range.start)
+      if (i === last) {
+        // held back until the whole file is verified; nothing more to prioritise
+        cursor.close()
         await download.done
       }
-      throw err
+      yield chunk
     }
-    const range = pieceRange(i, meta.contentLength, meta.pieceSize)
-    const chunk = bytes.subarray(Math.max(start, range.start) - range.start, Math.min(end, range.end) - range.start)
-    if (i === last) {
-      // held back until the whole file is verified
-      await download.done
-    }
-    yield chunk
+  } finally {
+    cursor.close()
   }
 }
