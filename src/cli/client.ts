@@ -113,6 +113,11 @@ async function send (target: ControlTarget, method: string, path: string, body: 
       ...base,
       method,
       path,
+      // a fresh connection per request: Node 20's global agent keeps sockets
+      // alive, and a request sent on one just as the daemon's keep-alive
+      // timer closed it failed with ECONNRESET (seen polling busy daemons
+      // in bench/fanout); a local connect costs well under a millisecond
+      agent: false,
       signal: options.signal,
       headers: payload != null ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}
     }, resolve)

@@ -115,6 +115,13 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
       dialTimeout: config.connections.dialTimeout,
       inboundUpgradeTimeout: 10_000
     },
+    // libp2p pings every connection every 10 s and by default aborts it when
+    // a ping takes over 5 s. On a saturated link the ping queues behind
+    // megabytes of piece data, so busy connections were torn down with every
+    // transfer on them (bench/fanout netns at 25 Mbit/s: peer counts fell from
+    // 14 to 3, trackers timed out). Pings still measure RTT; dead peers are
+    // found by per-piece timeouts, the trackers' TTLs and TCP itself.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     peerDiscovery: config.swarm.mdns ? [mdns({ interval: 10_000 })] : [],
     metrics: options.metricsRegistry != null ? prometheusMetrics({ registry: options.metricsRegistry, collectDefaultMetrics: false }) : undefined,
     services: {
