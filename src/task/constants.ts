@@ -44,6 +44,14 @@ export const DEFAULT_IDLE_ANNOUNCE_MS = 100
  */
 export const DEFAULT_STALL_MS = 60_000
 
+/**
+ * A tracker that answered before and then stops answering: the download goes
+ * on with the parents it named, and only after this long without an answer
+ * takes pieces no parent holds from the origin itself. Trackers time out
+ * mostly because their links are saturated, which passes.
+ */
+export const DEFAULT_TRACKER_LOST_MS = 15_000
+
 /** A parent that answered busy is not asked again for this long */
 export const DEFAULT_BUSY_BACKOFF_MS = 500
 

@@ -4,7 +4,7 @@ import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
@@ -126,6 +126,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private meta?: TaskMetadata
   private tracker?: string
   private noTracker = false
+  /** when the tracker that answered before stopped answering */
+  private trackerLostAt = 0
   private trackerError?: string
   private announcing = false
   private nextAnnounceAt = 0
@@ -436,7 +438,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         throw this.controller.signal.reason
       }
       if (!this.noTracker) {
-        this.log.error('no tracker reachable for task %s: %s; going on with the origin', this.request.taskId, err.message)
+        this.trackerLostAt = Date.now()
+        this.log.error('no tracker reachable for task %s: %s; %s', this.request.taskId, err.message,
+          this.tracker == null ? 'going on with the origin' : `going on with the parents it named, and with the origin if it stays silent for ${DEFAULT_TRACKER_LOST_MS / 1000} s`)
       }
       this.noTracker = true
       this.trackerError = err.message
@@ -557,7 +561,12 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const meta = this.meta!
     const canUseOrigin = this.request.backToSource === true && this.request.url != null
     const stalled = now - this.lastProgressAt > DEFAULT_STALL_MS
-    if (!this.noTracker && !stalled) {
+    // a tracker that answered before and now times out is most often one
+    // whose links are saturated: the parents it named keep serving, so only
+    // a long silence sends this node to the origin on its own (taking every
+    // piece no parent holds at once cost up to 1.6x S of origin egress)
+    const trackerGone = this.noTracker && (this.tracker == null || now - this.trackerLostAt >= DEFAULT_TRACKER_LOST_MS)
+    if (!trackerGone && !stalled) {
       return
     }
     if (!canUseOrigin) {

@@ -3,9 +3,10 @@ import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { defaultLogger } from '@libp2p/logger'
 import { expect } from 'aegir/chai'
-import { SourceRegistry } from '../../src/source/index.ts'
+import { createDefaultSources, SourceRegistry } from '../../src/source/index.ts'
 import { FsPieceStore } from '../../src/storage/index.ts'
 import { Download } from '../../src/task/download.ts'
 import { taskIdFromDigest } from '../../src/task/id.ts'
@@ -21,11 +22,11 @@ const COUNT = 64
  * One parent holding every piece, answering from memory, and a tracker that
  * knows the task: enough to watch which pieces a download asks for first.
  */
-function harness (store: FsPieceStore, data: Uint8Array): { ctx: DownloadContext, requested: number[], taskId: string } {
+function harness (store: FsPieceStore, data: Uint8Array, parentHas = COUNT): { ctx: DownloadContext, requested: number[], taskId: string } {
   const digests = Array.from({ length: COUNT }, (_, i) => createHash('sha256').update(data.subarray(i * PIECE, (i + 1) * PIECE)).digest())
   const taskId = taskIdFromDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`)
   const have = new Bitfield(COUNT)
-  for (let i = 0; i < COUNT; i++) {
+  for (let i = 0; i < parentHas; i++) {
     have.set(i)
   }
   const requested: number[] = []
@@ -65,6 +66,37 @@ function harness (store: FsPieceStore, data: Uint8Array): { ctx: DownloadContext
     }
   }
   return { ctx, requested, taskId }
+}
+
+/**
+ * A tracker that answers once and then times out, a parent that serves
+ * slowly but steadily, and a real file:// origin holding the same bytes
+ */
+async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uint8Array, parentHas = COUNT): Promise<{ ctx: DownloadContext, originBytes(): number, url: string, taskId: string }> {
+  const { ctx, taskId } = harness(store, data, parentHas)
+  const file = path.join(dir, 'origin.bin')
+  await fs.writeFile(file, data)
+  let answered = false
+  let originBytes = 0
+  const announce = ctx.tracker.announce.bind(ctx.tracker)
+  ctx.tracker = {
+    ...ctx.tracker,
+    announce: async (req, options) => {
+      if (!answered) {
+        answered = true
+        return { ...(await announce(req, options)), intervalMs: 100 }
+      }
+      throw new Error('Tracker did not answer within 5000 ms')
+    }
+  }
+  ctx.sources = createDefaultSources({ onBytes: (n) => { originBytes += n } })
+  const fetchPieces = ctx.fetchPieces
+  ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+    // one piece every 20 ms: most of the download happens after the tracker fell silent
+    await new Promise(resolve => setTimeout(resolve, 20 * indexes.length))
+    return fetchPieces(peer, addrs, id, indexes, options)
+  }
+  return { ctx, originBytes: () => originBytes, url: pathToFileURL(file).href, taskId }
 }
 
 describe('Download', () => {
@@ -118,6 +150,33 @@ describe('Download', () => {
     expect(at).to.be.greaterThan(0)
     expect(at).to.be.lessThan(24)
     expect(requested.slice(at, at + 4)).to.deep.equal([50, 51, 52, 53])
+  })
+
+  it('keeps to the parents, not the origin, while a tracker that answered before is silent', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data, COUNT / 2)
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    // the parent named in the one answer has half the pieces; the rest are
+    // unknown while the tracker is silent, but that is not reason enough to
+    // read them from the origin yet
+    await new Promise(resolve => setTimeout(resolve, 2_500))
+    const p = download.progress()
+    download.cancel()
+    await download.done.catch(() => {})
+    expect(p.fromPeers).to.equal(data.byteLength / 2)
+    expect(p.fromOrigin).to.equal(0)
+    expect(h.originBytes()).to.equal(0)
+  })
+
+  it('goes to the origin at once when no tracker ever answered', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    h.ctx.tracker = { ...h.ctx.tracker, announce: async () => { throw new Error('no tracker elected') } }
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    const meta = await download.done
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+    const stored = Buffer.concat(await Promise.all(Array.from({ length: meta.pieceCount }, async (_, i) => store.get(h.taskId, i))))
+    expect(stored.equals(data)).to.equal(true)
   })
 
   it('without a reader, does not fetch in index order', async () => {
