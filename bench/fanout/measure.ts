@@ -34,6 +34,11 @@ function cpuSplit (pid: number): [number, number] {
   }
 }
 
+/** One progress poll of one daemon */
+const POLL_TIMEOUT_MS = 10_000
+/** A daemon that answers no poll for this long fails the run */
+const POLL_GIVE_UP_MS = 60_000
+
 /** Time the swarm may take until every node sees all others as live members */
 const MEMBERSHIP_TIMEOUT_MS = 120_000
 
@@ -143,14 +148,29 @@ async function saveLogs (peers: Peer[], logDir: string | undefined): Promise<voi
 async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: number, egress0: number, o: RunOptions): Promise<{ timeline: Timeline, last: DownloadProgress[] }> {
   const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [], answerMs: [] }
   let nextNote = Date.now() + 5000
+  // a daemon starved of CPU on a loaded host may miss a poll: its last answer
+  // stands in, and only a daemon silent for POLL_GIVE_UP_MS fails the run
+  const lastAnswer: Array<DownloadProgress | undefined> = []
+  const silentSince: number[] = []
   for (;;) {
     const answerMs: number[] = []
     const [progress, sent] = await Promise.all([
       Promise.all(peers.map(async (p, i) => {
         const asked = performance.now()
-        const res = await p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(10_000) })
-        answerMs[i] = Math.round(performance.now() - asked)
-        return res
+        try {
+          const res = await p.client.get<DownloadProgress>(`/tasks/${taskId}`, { signal: AbortSignal.timeout(POLL_TIMEOUT_MS) })
+          answerMs[i] = Math.round(performance.now() - asked)
+          lastAnswer[i] = res
+          silentSince[i] = 0
+          return res
+        } catch (err: any) {
+          answerMs[i] = Math.round(performance.now() - asked)
+          silentSince[i] = silentSince[i] > 0 ? silentSince[i] : Date.now()
+          if (lastAnswer[i] == null || Date.now() - silentSince[i] > POLL_GIVE_UP_MS) {
+            throw new Error(`node ${i + 1} did not answer GET /tasks/${taskId} for ${Math.round((Date.now() - silentSince[i]) / 1000)} s: ${err.message}`)
+          }
+          return lastAnswer[i]!
+        }
       })),
       cluster.originSent()
     ])
