@@ -11,13 +11,14 @@ import { fanoutBench } from './fanout.ts'
 import { parseArgs, UsageError } from './lib/args.ts'
 import { print } from './lib/output.ts'
 import { Resources } from './lib/proc.ts'
+import { mirrorBench } from './mirror.ts'
 import { swarmBench } from './swarm.ts'
 import { trackerBench } from './tracker.ts'
 import { transferBench } from './transfer.ts'
 import type { FlagSpec } from './lib/args.ts'
 import type { Bench } from './lib/bench.ts'
 
-const BENCHES: Bench[] = [swarmBench, transferBench, trackerBench, fanoutBench]
+const BENCHES: Bench[] = [swarmBench, transferBench, trackerBench, fanoutBench, mirrorBench]
 
 function allFlags (): FlagSpec[] {
   const flags = new Map<string, FlagSpec>([['help', { name: 'help', describe: 'show this help', boolean: true }]])

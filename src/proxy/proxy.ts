@@ -108,6 +108,23 @@ const REGISTRY_REFUSALS = new Set(['SourceNotFoundError', 'SourceForbiddenError'
 
 const DIGEST_IN_PATH = /\/blobs\/(sha256:[0-9a-f]{64})$/
 
+/**
+ * One request's timing, for the log: when it arrived, when its first body
+ * byte went out, how many body bytes went out
+ */
+class RequestTiming {
+  public readonly startedAt = Date.now()
+  public firstByteAt?: number
+  public bytes = 0
+
+  sent (n: number): void {
+    if (n > 0) {
+      this.firstByteAt ??= Date.now()
+      this.bytes += n
+    }
+  }
+}
+
 class RequestDone extends Error {
   constructor (public readonly outcome: ProxyOutcome) {
     super(outcome)
@@ -234,6 +251,7 @@ export class RegistryMirror implements Startable {
 
   private async handle (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.active++
+    const timing = new RequestTiming()
     const controller = new AbortController()
     res.once('close', () => {
       if (!res.writableFinished) {
@@ -242,7 +260,7 @@ export class RegistryMirror implements Startable {
     })
     let outcome: ProxyOutcome = 'invalid'
     try {
-      outcome = await this.route(req, res, controller.signal)
+      outcome = await this.route(req, res, controller.signal, timing)
     } catch (err: any) {
       if (err instanceof RequestDone) {
         outcome = err.outcome
@@ -260,11 +278,12 @@ export class RegistryMirror implements Startable {
     } finally {
       this.active--
       this.counts[outcome]++
-      this.log('%s %s → %d %s', req.method, req.url, res.statusCode, outcome)
+      const ended = Date.now()
+      this.log('%s %s → %d %s; %d body bytes, first after %s ms, total %d ms (arrived %d)', req.method, req.url, res.statusCode, outcome, timing.bytes, timing.firstByteAt == null ? '-' : timing.firstByteAt - timing.startedAt, ended - timing.startedAt, timing.startedAt)
     }
   }
 
-  private async route (req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ProxyOutcome> {
+  private async route (req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     // only the path and query are used: an absolute-form request target
     // (`GET http://elsewhere/…`) cannot choose the upstream
     const url = new URL(req.url ?? '/', 'http://mirror.invalid')
@@ -287,14 +306,14 @@ export class RegistryMirror implements Startable {
     const target = new URL(url.pathname + url.search, upstream.origin)
 
     if ((req.method === 'GET' || req.method === 'HEAD') && this.rules.some(r => r.test(url.pathname))) {
-      return this.serveBlob(req, res, target, DIGEST_IN_PATH.exec(url.pathname)?.[1], signal)
+      return this.serveBlob(req, res, target, DIGEST_IN_PATH.exec(url.pathname)?.[1], signal, timing)
     }
-    return this.forward(req, res, target, signal)
+    return this.forward(req, res, target, signal, timing)
   }
 
-  private async forward (req: http.IncomingMessage, res: http.ServerResponse, target: URL, signal: AbortSignal): Promise<ProxyOutcome> {
+  private async forward (req: http.IncomingMessage, res: http.ServerResponse, target: URL, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     try {
-      await forward(req, res, target, this.forwardOptions(signal))
+      await forward(req, res, target, this.forwardOptions(signal, timing))
       return 'forwarded'
     } catch (err: any) {
       if (err.name === 'UpstreamUnavailableError' && !res.headersSent) {
@@ -306,20 +325,23 @@ export class RegistryMirror implements Startable {
     }
   }
 
-  private forwardOptions (signal: AbortSignal): ForwardOptions {
+  private forwardOptions (signal: AbortSignal, timing: RequestTiming): ForwardOptions {
     return {
       dispatcher: this.dispatcher!,
       headersTimeoutMs: this.opts.headersTimeoutMs,
       bodyTimeoutMs: this.opts.bodyTimeoutMs,
       signal,
-      onBytes: (n) => { this.bytes.upstream += n }
+      onBytes: (n) => {
+        this.bytes.upstream += n
+        timing.sent(n)
+      }
     }
   }
 
   /**
    * GET or HEAD of a path the rules send through the swarm
    */
-  private async serveBlob (req: http.IncomingMessage, res: http.ServerResponse, target: URL, digest: string | undefined, signal: AbortSignal): Promise<ProxyOutcome> {
+  private async serveBlob (req: http.IncomingMessage, res: http.ServerResponse, target: URL, digest: string | undefined, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     const headers: Record<string, string> = {}
     const authorization = firstHeader(req.headers.authorization)
     if (authorization != null) {
@@ -327,8 +349,8 @@ export class RegistryMirror implements Startable {
     }
     const request: GetRequest = { url: target.href, digest, headers }
     return req.method === 'HEAD'
-      ? this.serveHead(req, res, target, request, signal)
-      : this.serveGet(req, res, target, request, signal)
+      ? this.serveHead(req, res, target, request, signal, timing)
+      : this.serveGet(req, res, target, request, signal, timing)
   }
 
   /**
@@ -337,7 +359,7 @@ export class RegistryMirror implements Startable {
    * metadata (this starts the blob's download here, which the client's GET
    * will use)
    */
-  private async serveHead (req: http.IncomingMessage, res: http.ServerResponse, target: URL, request: GetRequest, signal: AbortSignal): Promise<ProxyOutcome> {
+  private async serveHead (req: http.IncomingMessage, res: http.ServerResponse, target: URL, request: GetRequest, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     const digest = request.digest
     const known = digest != null ? this.node.store.getTask(computeTaskId({ digest })) : undefined
     if (known != null && known.state !== 'failed') {
@@ -346,7 +368,7 @@ export class RegistryMirror implements Startable {
       return 'swarm'
     }
     try {
-      await forward(req, res, target, this.forwardOptions(signal))
+      await forward(req, res, target, this.forwardOptions(signal, timing))
       return 'forwarded'
     } catch (err: any) {
       if (err.name !== 'UpstreamUnavailableError' || res.headersSent || digest == null) {
@@ -370,7 +392,7 @@ export class RegistryMirror implements Startable {
    * arrive, whole or one range of it; the last bytes only once the digest
    * matched
    */
-  private async serveGet (req: http.IncomingMessage, res: http.ServerResponse, target: URL, request: GetRequest, signal: AbortSignal): Promise<ProxyOutcome> {
+  private async serveGet (req: http.IncomingMessage, res: http.ServerResponse, target: URL, request: GetRequest, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     const digest = request.digest
     const download = this.node.get(request)
     let meta: TaskMetadata
@@ -381,13 +403,14 @@ export class RegistryMirror implements Startable {
       if (isRegistryRefusal(err)) {
         // the registry said no (401 with WWW-Authenticate, 404 BLOB_UNKNOWN…): pass its own answer on
         this.log('%s: the registry refused the blob (%s); passing its answer on', target.href, err.message)
-        return this.forward(req, res, target, signal)
+        return this.forward(req, res, target, signal, timing)
       }
       this.log.error('%s: the blob could not be fetched - %e', target.href, err)
       sendError(res, 502, 'UNAVAILABLE', `the registry mirror could not fetch ${target.href} through the swarm: ${err.message}`)
       return 'blob-failed'
     }
 
+    this.log('%s %s: task metadata after %d ms', req.method, req.url, Date.now() - timing.startedAt)
     const length = meta.contentLength
     const range = digest == null || ifRangeAllows(firstHeader(req.headers['if-range']), `"${digest}"`)
       ? parseRange(firstHeader(req.headers.range), length)
@@ -409,6 +432,7 @@ export class RegistryMirror implements Startable {
       transform: (chunk: Buffer, _enc, callback) => {
         sent += chunk.byteLength
         this.bytes.swarm += chunk.byteLength
+        timing.sent(chunk.byteLength)
         callback(null, chunk)
       }
     })
