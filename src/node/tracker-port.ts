@@ -58,7 +58,7 @@ export class TrackerPortAdapter implements TrackerPort {
       freeUploadSlots: this.init.freeUploadSlots(),
       version: DAMSELFLY_VERSION,
       wantGrant: req.wantGrant,
-      wantDigests: true
+      wantDigests: req.wantDigests ?? true
     }
   }
 

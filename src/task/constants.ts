@@ -62,6 +62,13 @@ export const DEFAULT_PARENT_REST_MS = 5_000
 /** Interval between announces when the tracker gives none */
 export const DEFAULT_ANNOUNCE_INTERVAL_MS = 1_000
 
+/**
+ * Announces carry every piece digest (32 bytes a piece) only while the node
+ * lacks some, and otherwise this often, so a tracker that lost its state
+ * hears of our pieces again
+ */
+export const DEFAULT_DIGEST_REFRESH_MS = 10_000
+
 /** A finished or imported task is announced as a seed for this long */
 export const DEFAULT_SEED_ANNOUNCE_MS = 30 * 60_000
 

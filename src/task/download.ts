@@ -4,7 +4,7 @@ import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
@@ -123,6 +123,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   /** where streaming readers are: the pieces just ahead of them go first */
   private readonly readers = new Set<{ at: number }>()
   private trackerKnows: boolean[] = []
+  /** when an answer last told which digests the tracker knows */
+  private digestsAt = 0
   private meta?: TaskMetadata
   private tracker?: string
   private noTracker = false
@@ -417,13 +419,15 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
 
   private async tryAnnounce (): Promise<AnnounceResult | undefined> {
     try {
+      const have = this.meta != null ? this.haveBitfield() : undefined
       const res = await this.ctx.tracker.announce({
         taskId: this.request.taskId,
         url: this.request.url,
         digest: this.request.digest,
         meta: this.metaInfo(),
-        have: this.meta != null ? this.haveBitfield() : undefined,
-        wantGrant: this.request.backToSource === true && this.request.url != null
+        have,
+        wantGrant: this.request.backToSource === true && this.request.url != null,
+        wantDigests: this.needDigests(have)
       }, { signal: this.controller.signal })
       if (this.noTracker) {
         this.log('tracker %s reachable again', res.tracker)
@@ -446,6 +450,24 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       this.trackerError = err.message
       return undefined
     }
+  }
+
+  /**
+   * Digests are worth asking for while some piece's digest is unknown here,
+   * or the tracker may not know a piece we hold (a new tracker)
+   */
+  private needDigests (have: Bitfield | undefined): boolean {
+    const meta = this.meta
+    // now and then anyway: a tracker that lost its state must hear of our pieces again
+    if (meta == null || have == null || meta.pieceDigests.some(d => d == null) || Date.now() - this.digestsAt > DEFAULT_DIGEST_REFRESH_MS) {
+      return true
+    }
+    for (const i of have.indexes()) {
+      if (this.trackerKnows[i] !== true && !this.pendingReports.has(i)) {
+        return true
+      }
+    }
+    return false
   }
 
   /**
@@ -473,7 +495,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const digests = res.digests ?? []
     const learned: Array<string | undefined> = meta.pieceDigests.slice()
     let changed = false
-    if (res.direct !== true) {
+    // an answer without digests (not asked for) says nothing of what the tracker knows
+    if (res.direct !== true && res.digests != null) {
+      this.digestsAt = Date.now()
       this.trackerKnows = Array.from({ length: meta.pieceCount }, (_, i) => digests[i] != null && digests[i]!.byteLength === 32)
     }
     for (let i = 0; i < meta.pieceCount; i++) {

@@ -1,8 +1,8 @@
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_FINISHED_DOWNLOAD_HOLD_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_FINISHED_DOWNLOAD_HOLD_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
 import { Download } from './download.ts'
 import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
-import type { TrackerPort } from './tracker-port.ts'
+import type { AnnounceResult, TrackerPort } from './tracker-port.ts'
 import type { FsPieceStore } from '../storage/index.ts'
 import type { Logger } from '@libp2p/interface'
 
@@ -27,6 +27,9 @@ interface Seed {
   announcing?: boolean
   timer?: ReturnType<typeof setTimeout>
   tracker?: string
+  /** the tracker known to hold every piece digest of ours, and since when */
+  confirmed?: string
+  confirmedAt?: number
 }
 
 /**
@@ -180,18 +183,26 @@ export class Engine {
       return
     }
     try {
-      const res = await this.init.tracker.announce({
+      const announce = async (wantDigests: boolean): Promise<AnnounceResult> => this.init.tracker.announce({
         taskId,
         url: meta.url,
         digest: meta.digest,
         meta: { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest },
         have: Bitfield.from(this.init.store.have(taskId), meta.pieceCount),
-        wantGrant: false
+        wantGrant: false,
+        wantDigests
       })
+      // a seed re-announces every interval for half an hour: without digests
+      // (32 bytes per piece in every answer) once its tracker has them all
+      // (and now and then anyway: a tracker that lost its state must hear them again)
+      let res = await announce(seed.confirmed == null || Date.now() - (seed.confirmedAt ?? 0) > DEFAULT_DIGEST_REFRESH_MS)
+      if (res.digests == null && res.tracker !== seed.confirmed) {
+        res = await announce(true)
+      }
       seed.tracker = res.tracker
       interval = res.intervalMs > 0 ? res.intervalMs : interval
       const unknown: Array<{ index: number, digest: Uint8Array }> = []
-      for (let i = 0; i < meta.pieceCount; i++) {
+      for (let i = 0; res.digests != null && i < meta.pieceCount; i++) {
         const d = res.digests?.[i]
         if ((d == null || d.byteLength !== 32) && meta.pieceDigests[i] != null) {
           unknown.push({ index: i, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') })
@@ -199,6 +210,10 @@ export class Engine {
       }
       for (let i = 0; i < unknown.length; i += 1024) {
         await this.init.tracker.report(res.tracker, taskId, unknown.slice(i, i + 1024))
+      }
+      if (res.digests != null) {
+        seed.confirmed = res.tracker
+        seed.confirmedAt = Date.now()
       }
     } catch (err: any) {
       this.log('seed announce of %s failed - %s', taskId, err.message)

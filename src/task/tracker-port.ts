@@ -22,6 +22,12 @@ export interface AnnounceRequest {
   meta?: TaskMetaInfo
   have: Bitfield | undefined
   wantGrant: boolean
+  /**
+   * Ask for every piece digest the tracker knows (default true). Each answer
+   * then carries 32 bytes per piece: a download asks only while it lacks a
+   * digest or does not know what a new tracker knows.
+   */
+  wantDigests?: boolean
 }
 
 export interface AnnounceResult {

@@ -179,6 +179,28 @@ describe('Download', () => {
     expect(stored.equals(data)).to.equal(true)
   })
 
+  it('asks the tracker for piece digests only while it lacks some', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const asked: boolean[] = []
+    const { ctx: plain } = harness(store, data)
+    h.ctx.tracker = {
+      ...plain.tracker,
+      announce: async (req, options) => {
+        asked.push(req.wantDigests ?? true)
+        const res = await plain.tracker.announce(req, options)
+        // answered as the tracker does: digests only when asked for
+        return { ...res, intervalMs: 100, digests: req.wantDigests === false ? undefined : res.digests }
+      }
+    }
+    const download = new Download(h.ctx, { taskId: h.taskId })
+    await download.done
+    expect(asked.length).to.be.greaterThan(3)
+    expect(asked[0]).to.equal(true)
+    // once every digest is known, the announces go without
+    expect(asked.slice(1).filter(a => a)).to.have.lengthOf(0)
+  })
+
   it('without a reader, does not fetch in index order', async () => {
     const data = randomBytes(PIECE * COUNT)
     const { ctx, requested } = harness(store, data)
