@@ -112,7 +112,7 @@ async function pushImage (cluster: MirrorCluster, image: OciImage, resources: Re
 function note (r: PullRound, label: string): string {
   const big = r.biggestFirstByteS == null ? '' : `, biggest layer's first byte at ${fmt(Math.max(...r.biggestFirstByteS), 1)} s`
   const cpu = r.daemonCpuS == null ? '' : `, daemons used ${fmt(r.daemonCpuS.reduce((a, b) => a + b, 0), 0)} CPU s and answered ${r.tracker?.requests} tracker requests`
-  return `  ${label}: last ${fmt(r.lastS, 1)} s, p50 ${fmt(r.p50S, 1)} s, registry served ${fmt(r.registryRatio, 2)}× the image in ${r.served.blobGets} blob GETs${big}${cpu}, machine ${fmt(r.machineCores, 2)} cores busy${r.ok ? '' : `; FAILED: ${r.errors.join('; ')}`}`
+  return `  ${label}: last ${fmt(r.lastS, 1)} s, p50 ${fmt(r.p50S, 1)} s, registry served ${fmt(r.registryRatio, 2)}× the image in ${r.served.blobGets} blob GETs${big}${cpu}${r.ok ? '' : `; FAILED: ${r.errors.join('; ')}`}`
 }
 
 async function runMode (mode: Mode, tag: number, image: OciImage, o: Options, resources: Resources, guard: Guard): Promise<ModeResult> {

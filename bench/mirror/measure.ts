@@ -8,11 +8,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { layoutBlobDigests } from '../../test/proxy/registry.ts'
-import { machineBusySeconds, procCpuSeconds, sleep } from '../lib/proc.ts'
+import { procCpuSeconds, sleep } from '../lib/proc.ts'
 import { median } from '../lib/stats.ts'
 import { BenchRegistry } from './registry.ts'
 import type { DaemonOptions, MirrorCluster, MirrorNode } from './cluster.ts'
-import type { Served } from './registry.ts'
+import type { AccessLine, Served } from './registry.ts'
 import type { OciImage } from '../../test/proxy/registry.ts'
 import type { Resources } from '../lib/proc.ts'
 
@@ -56,14 +56,14 @@ export interface PullRound {
   proxyRequests?: ProxyRequest[][]
   /** seconds until every node saw the N-1 others (mirror rounds) */
   membershipS?: number
-  /** busy cores of the whole machine during the pulls (ours and everyone else's) */
-  machineCores: number
   /** per node, CPU seconds its daemon used during the pulls (mirror rounds) */
   daemonCpuS?: number[]
   /** tracker requests all nodes answered during the pulls (announces, reports, leaves), and the timeouts and failures their clients saw (mirror rounds) */
   tracker?: { requests: number, clientStats: unknown[] }
   /** each node's GET /status after the pulls (mirror rounds) */
   finalStatus?: unknown[]
+  /** the registry's blob GETs: seconds since the start when each ended, digest prefix, bytes, client */
+  registryGets: Array<[number, string, number, string]>
 }
 
 export interface RoundOptions extends DaemonOptions {
@@ -153,7 +153,8 @@ async function waitMembership (nodes: MirrorNode[]): Promise<void> {
   throw new Error(`the swarm did not form in ${MEMBERSHIP_TIMEOUT_MS / 1000} s: live members per node ${last.join(',')} (want ${nodes.length - 1} each)`)
 }
 
-function round (mode: PullRound['mode'], pulls: { perPullS: number[], errors: string[] }, served: Served, o: RoundOptions, machineCores: number): PullRound {
+function round (mode: PullRound['mode'], pulls: { perPullS: number[], errors: string[], t0: number }, lines: AccessLine[], o: RoundOptions): PullRound {
+  const served = BenchRegistry.served(lines)
   return {
     mode,
     ok: pulls.errors.length === 0,
@@ -163,7 +164,7 @@ function round (mode: PullRound['mode'], pulls: { perPullS: number[], errors: st
     p50S: median(pulls.perPullS),
     registryRatio: served.blobBytes / o.image.totalBytes,
     served,
-    machineCores
+    registryGets: lines.filter(l => l.method === 'GET' && l.path.includes('/blobs/')).map(l => [Number(((l.at - pulls.t0) / 1000).toFixed(2)), l.path.slice(l.path.lastIndexOf(':') + 1, l.path.lastIndexOf(':') + 9), l.bytes, l.userAgent.split('/')[0]])
   }
 }
 
@@ -172,12 +173,9 @@ function round (mode: PullRound['mode'], pulls: { perPullS: number[], errors: st
  */
 export async function directRound (cluster: MirrorCluster, o: RoundOptions, resources: Resources): Promise<PullRound> {
   const mark = cluster.registry.lines().length
-  const busy0 = machineBusySeconds()
   const pulls = await pullAll(cluster, Array.from({ length: o.nodes }, () => cluster.registryHost), o, resources)
-  const busy = machineBusySeconds() - busy0
   await sleep(LOG_SETTLE_MS)
-  const served = BenchRegistry.served(cluster.registry.lines().slice(mark))
-  return round('direct', pulls, served, o, busy / Math.max(...pulls.perPullS))
+  return round('direct', pulls, cluster.registry.lines().slice(mark), o)
 }
 
 /**
@@ -192,15 +190,12 @@ export async function mirrorRound (cluster: MirrorCluster, o: RoundOptions, reso
     const membershipS = (Date.now() - started) / 1000
     o.onProgress?.(`the ${o.nodes} daemons formed a swarm in ${membershipS.toFixed(1)} s; pulling through their mirrors`)
     const mark = cluster.registry.lines().length
-    const busy0 = machineBusySeconds()
     const cpu0 = nodes.map(n => procCpuSeconds(n.proc.pid ?? 0) ?? NaN)
     const status0 = await Promise.all(nodes.map(async n => n.client.get('/status', { signal: AbortSignal.timeout(10_000) })))
     const pulls = await pullAll(cluster, nodes.map(n => n.mirror), o, resources)
-    const busy = machineBusySeconds() - busy0
     const daemonCpuS = nodes.map((n, i) => (procCpuSeconds(n.proc.pid ?? 0) ?? NaN) - cpu0[i])
     await sleep(LOG_SETTLE_MS)
-    const served = BenchRegistry.served(cluster.registry.lines().slice(mark))
-    const r = round('mirror', pulls, served, o, busy / Math.max(...pulls.perPullS))
+    const r = round('mirror', pulls, cluster.registry.lines().slice(mark), o)
     r.membershipS = membershipS
     r.daemonCpuS = daemonCpuS
     const status1 = await Promise.all(nodes.map(async n => n.client.get('/status', { signal: AbortSignal.timeout(10_000) })))
