@@ -6,6 +6,7 @@ import { Agent } from 'undici'
 import { taskId as computeTaskId } from '../task/id.ts'
 import { readRange, waitForMetadata } from './blob.ts'
 import {
+  DEFAULT_METADATA_POLL_MS,
   DEFAULT_METADATA_TIMEOUT_MS,
   DEFAULT_PIECE_POLL_MS,
   DEFAULT_PROXY_RULES,
@@ -375,7 +376,7 @@ export class RegistryMirror implements Startable {
         throw err
       }
       try {
-        const meta = await waitForMetadata(this.node.get(request), this.node.store, { signal, pollMs: this.opts.piecePollMs, timeoutMs: this.opts.metadataTimeoutMs })
+        const meta = await waitForMetadata(this.node.get(request), this.node.store, { signal, pollMs: Math.min(this.opts.piecePollMs, DEFAULT_METADATA_POLL_MS), timeoutMs: this.opts.metadataTimeoutMs })
         res.writeHead(200, blobHeaders(meta.contentLength, digest))
         res.end()
         return 'swarm'
@@ -397,7 +398,7 @@ export class RegistryMirror implements Startable {
     const download = this.node.get(request)
     let meta: TaskMetadata
     try {
-      meta = await waitForMetadata(download, this.node.store, { signal, pollMs: this.opts.piecePollMs, timeoutMs: this.opts.metadataTimeoutMs })
+      meta = await waitForMetadata(download, this.node.store, { signal, pollMs: Math.min(this.opts.piecePollMs, DEFAULT_METADATA_POLL_MS), timeoutMs: this.opts.metadataTimeoutMs })
     } catch (err: any) {
       signal.throwIfAborted()
       if (isRegistryRefusal(err)) {
