@@ -20,6 +20,7 @@ import {
 import { BadPieceError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
 import { encodeFrame } from './framing.ts'
 import { StreamReader } from './stream-reader.ts'
+import type { PieceBufferPool } from './buffer-pool.ts'
 import type { ExpectedPiece, FetchResult, FetchStatus } from './index.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
@@ -37,6 +38,14 @@ export interface RequestPiecesOptions extends AbortOptions {
    * instead of growing memory. A throw marks that index 'error' and goes on.
    */
   onPiece(index: number, bytes: Uint8Array): Promise<void> | void
+  /**
+   * Fill pieces into buffers leased from this pool instead of a fresh
+   * allocation per piece. The buffer handed to onPiece is then onPiece's:
+   * it must `pool.release(bytes)` once nothing reads it anymore (after the
+   * store's put settled), also when it throws. Pieces that fail
+   * verification, or do not arrive whole, are released by the client.
+   */
+  pool?: PieceBufferPool
   /** Every piece byte passes all of these (e.g. node-wide and per-task download limits) */
   rateLimits?: TokenBucket[]
   /** @default 16 */
@@ -259,33 +268,45 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       throw new BadPieceError(`The peer announced ${header.length} bytes for piece ${index} of task ${taskId}, expected ${expected.length} (max ${MAX_PIECE_BYTES}); dropped the stream, block or report the peer`)
     }
 
-    // one allocation per piece; chunks are copied straight in and hashed on the way
-    const piece = allocUnsafe(header.length)
-    const hash = createHash('sha256')
-    let offset = 0
-
-    await reader.readBytes(header.length, async (chunk) => {
-      for (const limit of options.rateLimits ?? []) {
-        await limit.take(chunk.byteLength, { signal })
-      }
-
-      piece.set(chunk, offset)
-      offset += chunk.byteLength
-      hash.update(chunk)
-    })
-
-    const digest = hash.digest()
-
-    if (expected.digest.byteLength !== DIGEST_BYTES || !timingSafeEqual(digest, expected.digest)) {
-      options.onBadPiece?.(index, 'bad-digest')
-      return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the manifest; the piece was dropped, block or report the peer`) }
-    }
+    // one buffer per piece (reused from the pool when given); chunks are
+    // copied straight in and hashed on the way
+    const piece = options.pool?.acquire(header.length) ?? allocUnsafe(header.length)
+    let handedOver = false
 
     try {
+      const hash = createHash('sha256')
+      let offset = 0
+
+      await reader.readBytes(header.length, async (chunk) => {
+        for (const limit of options.rateLimits ?? []) {
+          await limit.take(chunk.byteLength, { signal })
+        }
+
+        piece.set(chunk, offset)
+        offset += chunk.byteLength
+        hash.update(chunk)
+      })
+
+      const digest = hash.digest()
+
+      if (expected.digest.byteLength !== DIGEST_BYTES || !timingSafeEqual(digest, expected.digest)) {
+        options.onBadPiece?.(index, 'bad-digest')
+        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the manifest; the piece was dropped, block or report the peer`) }
+      }
+
+      handedOver = true
       await options.onPiece(index, piece)
     } catch (err: any) {
+      if (!handedOver) {
+        throw err
+      }
+
       log.error('onPiece failed for piece %d of task %s - %e', index, taskId, err)
       return { index, status: 'error', bytes: header.length, error: err }
+    } finally {
+      if (!handedOver) {
+        options.pool?.release(piece)
+      }
     }
 
     options.onDownloaded?.(index, header.length)

@@ -31,11 +31,13 @@
  */
 
 import { PieceTransferService } from './transfer.ts'
+import type { PieceBufferPool } from './buffer-pool.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { AbortOptions, ComponentLogger, Connection, Metrics, PeerId, Startable, StreamHandler, StreamHandlerOptions, TypedEventTarget } from '@libp2p/interface'
 
 export { TokenBucket, type TokenBucketInit } from './token-bucket.ts'
 export { UploadSlots, type ReleaseSlot } from './upload-slots.ts'
+export { PieceBufferPool, type PieceBufferPoolInit, type PieceBufferPoolStats } from './buffer-pool.ts'
 export { handlePieceStream, type PieceServerContext } from './server.ts'
 export { requestPieces, defaultPieceTimeoutMs, type RequestPiecesOptions, type BadPieceReason } from './client.ts'
 export { BadPieceError, FrameTooLargeError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
@@ -86,6 +88,14 @@ export interface FetchOptions extends AbortOptions {
    * this resolves (and the stream is paused meanwhile, so memory stays bounded)
    */
   onPiece(index: number, bytes: Uint8Array): Promise<void> | void
+  /**
+   * Receive pieces into buffers leased from this pool (one per task, sized
+   * to its piece size) instead of allocating each piece. onPiece then owns
+   * the buffer and must `pool.release(bytes)` exactly once when nothing reads
+   * it anymore, e.g. `store.put(...).finally(() => pool.release(bytes))`.
+   * Saves a major GC every few pieces when pieces are held while stored.
+   */
+  pool?: PieceBufferPool
   /** Optional per-task download limit, applied on top of the node-wide one */
   rateLimit?: TokenBucket
 }

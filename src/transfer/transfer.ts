@@ -141,6 +141,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       signal,
       expected: options.expected,
       onPiece: options.onPiece,
+      pool: options.pool,
       rateLimits,
       maxOutstanding: this.init.maxOutstanding,
       pieceTimeoutMs: this.init.pieceTimeoutMs,
