@@ -11,3 +11,12 @@ export const DEFAULT_RESERVE_RATIO = 0.1
  * 65536 piece digests (≈ 4.3 MiB of JSON) plus its bitfield.
  */
 export const MAX_METADATA_BYTES = 8 * 1024 * 1024
+
+/**
+ * Read-only data-file handles the store keeps open for serving pieces of
+ * tasks it is not writing (least recently used are closed first). Opening
+ * and closing the file for every piece read cost the uploading side ~0.3
+ * CPU s per GiB served (bench/transfer profile); 64 fds is far below any
+ * default limit and covers the tasks a node serves at once.
+ */
+export const DEFAULT_MAX_READ_HANDLES = 64

@@ -6,7 +6,7 @@ import { InvalidParametersError, NotStartedError } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { isSha256Hex, normaliseDigest } from '../task/digest.ts'
 import { choosePieceSize, pieceCount, pieceRange, validatePieceSize } from '../task/piece-size.ts'
-import { DEFAULT_RESERVE_RATIO } from './constants.ts'
+import { DEFAULT_MAX_READ_HANDLES, DEFAULT_RESERVE_RATIO } from './constants.ts'
 import {
   DigestMismatchError,
   InsufficientSpaceError,
@@ -40,6 +40,19 @@ interface Writer {
   journal: Journal
 }
 
+/**
+ * A cached read-only handle on a task's data file. `users` reads are using
+ * it; once retired (evicted, task deleted, store closed) it is closed when
+ * the last of them finishes.
+ */
+interface Reader {
+  entry: TaskEntry
+  handle: Promise<FileHandle>
+  users: number
+  retired: boolean
+  closing?: Promise<void>
+}
+
 interface TaskEntry {
   /**
    * In-memory metadata; `pieceDigests` includes digests learned from puts
@@ -65,6 +78,11 @@ interface TaskEntry {
   writer?: Promise<Writer>
 
   /**
+   * Read-only handle for serving pieces while there is no writer
+   */
+  reader?: Reader
+
+  /**
    * Piece writes in progress, by index
    */
   writing: Map<number, Promise<void>>
@@ -88,6 +106,9 @@ export class FsPieceStore implements PieceStore {
   private readonly dir: string
   private readonly tasksDir: string
   private readonly reserveRatio: number
+  private readonly maxReadHandles: number
+  /** open read handles, least recently used first */
+  private readonly readers: Set<Reader>
   private readonly log: Logger
   private readonly tasks: Map<string, TaskEntry>
   private readonly locks: Map<string, Promise<unknown>>
@@ -97,6 +118,7 @@ export class FsPieceStore implements PieceStore {
 
   constructor (init: FsPieceStoreInit) {
     const reserveRatio = init.reserveRatio ?? DEFAULT_RESERVE_RATIO
+    const maxReadHandles = init.maxReadHandles ?? DEFAULT_MAX_READ_HANDLES
 
     if (typeof init.dir !== 'string' || init.dir === '') {
       throw new InvalidParametersError('The piece store needs a directory - pass { dir }')
@@ -106,9 +128,15 @@ export class FsPieceStore implements PieceStore {
       throw new InvalidParametersError(`Invalid reserveRatio ${reserveRatio} - it must be a fraction ≥ 0, e.g. 0.1 for 10 % head room`)
     }
 
+    if (!Number.isSafeInteger(maxReadHandles) || maxReadHandles < 0) {
+      throw new InvalidParametersError(`Invalid maxReadHandles ${maxReadHandles} - it must be an integer ≥ 0 (0 opens the data file for every read)`)
+    }
+
     this.dir = path.resolve(init.dir)
     this.tasksDir = path.join(this.dir, 'tasks')
     this.reserveRatio = reserveRatio
+    this.maxReadHandles = maxReadHandles
+    this.readers = new Set()
     this.log = (init.logger ?? defaultLogger()).forComponent('damselfly:storage')
     this.tasks = new Map()
     this.locks = new Map()
@@ -186,6 +214,7 @@ export class FsPieceStore implements PieceStore {
 
     for (const entry of this.tasks.values()) {
       await settle(entry.ops)
+      await this.closeReader(entry)
 
       if (entry.writer == null) {
         continue
@@ -400,6 +429,7 @@ export class FsPieceStore implements PieceStore {
       this.tasks.delete(taskId)
       this.bytesStored -= entry.bytesPresent
       await settle(entry.ops)
+      await this.closeReader(entry)
       await this.closeWriter(entry)
       await entry.metadataWrite.catch(() => {})
 
@@ -975,20 +1005,90 @@ export class FsPieceStore implements PieceStore {
 
   /**
    * Run `fn` with a handle on the data file: the writer's when the task is
-   * open for writing, else a read-only one opened for the call.
+   * open for writing, else the task's cached read-only one.
    */
   private async withDataFile<T> (entry: TaskEntry, fn: (data: FileHandle) => Promise<T>): Promise<T> {
     if (entry.writer != null) {
       return fn((await entry.writer).data)
     }
 
-    const data = await fs.open(path.join(entry.dir, DATA_FILE), 'r')
+    const reader = this.acquireReader(entry)
 
     try {
-      return await fn(data)
+      return await fn(await reader.handle)
     } finally {
-      await data.close()
+      reader.users--
+
+      if (reader.retired && reader.users === 0) {
+        await this.closeReaderHandle(reader)
+      }
     }
+  }
+
+  /**
+   * The task's read handle (opened on first use), marked most recently used
+   * and counted as in use; beyond maxReadHandles the least recently used
+   * handles are retired.
+   */
+  private acquireReader (entry: TaskEntry): Reader {
+    let reader = entry.reader
+
+    if (reader != null) {
+      this.readers.delete(reader)
+      this.readers.add(reader)
+    } else {
+      const created: Reader = { entry, handle: fs.open(path.join(entry.dir, DATA_FILE), 'r'), users: 0, retired: false }
+      // a failed open is not cached: the next read tries again
+      created.handle.catch(() => { this.retireReader(created) })
+      entry.reader = created
+      this.readers.add(created)
+      reader = created
+    }
+
+    reader.users++
+
+    for (const oldest of this.readers) {
+      if (this.readers.size <= this.maxReadHandles) {
+        break
+      }
+
+      this.retireReader(oldest)
+    }
+
+    return reader
+  }
+
+  /** Stop handing out `reader`; it is closed now if unused, else by its last user */
+  private retireReader (reader: Reader): void {
+    if (!reader.retired) {
+      reader.retired = true
+      this.readers.delete(reader)
+
+      if (reader.entry.reader === reader) {
+        reader.entry.reader = undefined
+      }
+    }
+
+    if (reader.users === 0) {
+      void this.closeReaderHandle(reader)
+    }
+  }
+
+  /** Retire the task's read handle and wait until it is closed (no read may be running) */
+  private async closeReader (entry: TaskEntry): Promise<void> {
+    const reader = entry.reader
+
+    if (reader != null) {
+      this.retireReader(reader)
+      await reader.closing
+    }
+  }
+
+  private async closeReaderHandle (reader: Reader): Promise<void> {
+    reader.closing ??= reader.handle.then(async data => { await data.close() }, () => {})
+      .catch(err => { this.log.error('could not close the data file of task %s - %e', reader.entry.task.taskId, err) })
+
+    return reader.closing
   }
 
   /**

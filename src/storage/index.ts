@@ -173,6 +173,14 @@ export interface FsPieceStoreInit {
    * @default 0.1
    */
   reserveRatio?: number
+
+  /**
+   * Read-only data-file handles kept open for serving pieces of tasks that
+   * are not being written, least recently used closed first
+   *
+   * @default 64
+   */
+  maxReadHandles?: number
 }
 
 /**
