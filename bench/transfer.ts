@@ -71,6 +71,10 @@ interface TransferOptions {
   streams: number
   outstanding: number
   batch: number
+  /** child of rows d–e receives into a PieceBufferPool */
+  pool: boolean
+  /** yamux maxStreamWindowSize of the libp2p rows, bytes; undefined = yamux default (16 MiB) */
+  streamWindow?: number
   drain: 'event' | 'onDrain'
   rows: RowDef[]
   bounds: boolean
@@ -108,6 +112,15 @@ interface RowRun {
   verified: boolean
   check: string
   busyAnswers?: number
+  /** child, during the clock: major GCs, GC pause ms (main thread), minor page faults */
+  childGcMajor?: number
+  childGcMs?: number
+  childMinorFaults?: number
+  /** child, during the clock: peak V8 heap used and ArrayBuffer memory (process.memoryUsage() every 20 ms), MiB */
+  childPeakHeapMiB?: number
+  childPeakArrayBuffersMiB?: number
+  /** child of row d: seconds it waited for a pending put to finish before taking the next piece */
+  childWriteWaitS?: number
   /** other processes used more than maxForeign cores on average during the timed window */
   noisy?: boolean
   attempts?: number
@@ -123,7 +136,9 @@ class Worker {
   constructor (res: Resources) {
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the workers (Node 20 refuses --cpu-prof in NODE_OPTIONS)
     const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
-    this.proc = res.spawn(process.execPath, [...nodeArgs, workerPath('transfer-peer')], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    // BENCH_WORKER_STDOUT=1 shows the workers' stdout (e.g. BENCH_NODE_ARGS=--trace-gc)
+    const stdout = process.env.BENCH_WORKER_STDOUT === '1' ? 'inherit' : 'ignore'
+    this.proc = res.spawn(process.execPath, [...nodeArgs, workerPath('transfer-peer')], { stdio: ['ignore', stdout, 'pipe', 'ipc'] })
     this.proc.stderr?.on('data', (d) => { this.stderr = (this.stderr + String(d)).slice(-20_000) })
     this.proc.on('message', (msg) => {
       this.inbox.push(msg)
@@ -228,7 +243,7 @@ async function runRow (res: Resources, o: TransferOptions, src: Source, row: Row
   const parent = new Worker(res)
   const child = new Worker(res)
   let childStore: string | undefined
-  const base = { size: o.size, encrypter: row.encrypter, kind: row.kind, outstanding: o.outstanding }
+  const base = { size: o.size, encrypter: row.encrypter, kind: row.kind, outstanding: o.outstanding, streamWindow: o.streamWindow }
   const transferTimeoutMs = 120_000 + o.size / (5 * 1e6) * 1000
 
   try {
@@ -252,7 +267,8 @@ async function runRow (res: Resources, o: TransferOptions, src: Source, row: Row
       pieceDigests: src.pieceDigests,
       fileSha256: src.sha256,
       streams: o.streams,
-      batch: o.batch
+      batch: o.batch,
+      pool: o.pool
     }
     child.send(childInit)
     await child.next('start', 60_000)
@@ -308,7 +324,13 @@ async function runRow (res: Resources, o: TransferOptions, src: Source, row: Row
       foreignCpuS,
       verified,
       check,
-      busyAnswers: done.busyAnswers
+      busyAnswers: done.busyAnswers,
+      childGcMajor: done.gcMajor,
+      childGcMs: done.gcMs,
+      childMinorFaults: done.minorFaults,
+      childPeakHeapMiB: done.peakHeapMiB,
+      childPeakArrayBuffersMiB: done.peakArrayBuffersMiB,
+      childWriteWaitS: done.writeWaitMs == null ? undefined : done.writeWaitMs / 1000
     }
   } finally {
     await Promise.allSettled([res.stop(parent.proc, 'SIGTERM', 5000), res.stop(child.proc, 'SIGTERM', 5000)])
@@ -371,6 +393,8 @@ function parseOptions (args: Args): TransferOptions {
     streams: intFlag(args, 'streams', 1),
     outstanding: intFlag(args, 'outstanding', 16),
     batch: intFlag(args, 'batch', 64),
+    pool: !args.flags.has('no-pool'),
+    streamWindow: args.flags.has('stream-window') ? sizeFlag(args, 'stream-window', 16 * MiB) : undefined,
     drain: args.flags.has('on-drain') ? 'onDrain' : 'event',
     rows,
     bounds: !args.flags.has('no-bounds'),
@@ -382,7 +406,7 @@ function parseOptions (args: Args): TransferOptions {
 async function run (args: Args, res: Resources): Promise<string> {
   const o = parseOptions(args)
   print(`transfer: ${fmtBytes(o.size)} parent → child over 127.0.0.1, separate processes, ${o.runs} runs, rows interleaved; median (min–max)`)
-  print(`  writes ${fmtBytes(o.chunk)} (b, c wait for ${o.drain === 'event' ? 'the \'drain\' event' : 'stream.onDrain()'} when send() returns false); pieces ${fmtBytes(o.pieceSize)}; piece fetch: ${o.streams} stream(s), ${o.outstanding} indexes in flight per stream, ${o.batch} indexes per fetch`)
+  print(`  writes ${fmtBytes(o.chunk)} (b, c wait for ${o.drain === 'event' ? 'the \'drain\' event' : 'stream.onDrain()'} when send() returns false); pieces ${fmtBytes(o.pieceSize)}; piece fetch: ${o.streams} stream(s), ${o.outstanding} indexes in flight per stream, ${o.batch} indexes per fetch, ${o.pool ? 'pooled piece buffers' : 'a fresh buffer per piece'}; yamux window ${o.streamWindow == null ? 'default (16 MiB)' : fmtBytes(o.streamWindow)}`)
 
   progress(`writing ${fmtBytes(o.size)} of random data to ${os.tmpdir()} and importing it into the parent's store`)
   const src = await makeSource(res, o)
@@ -445,7 +469,7 @@ async function run (args: Args, res: Resources): Promise<string> {
     rows,
     [
       'MB = 10^6 bytes. Clock: child\'s first request → last byte in hand (d: last piece verified and durable). CPU: process.cpuUsage() of each process.',
-      'Peak RSS: VmHWM of each process at the end. copy: a, b, c, d = sha256 of the child\'s copy equals the source\'s; e = every piece verified against the source\'s piece digests; a0 = byte count.'
+      'Peak RSS: VmHWM of the child when its clock stopped (before row d reads its copy back), of the parent at the end. copy: a, b, c, d = sha256 of the child\'s copy equals the source\'s; e = every piece verified against the source\'s piece digests; a0 = byte count.'
     ])
 
   if (o.bounds && bounds.length > 0) {
@@ -460,8 +484,8 @@ async function run (args: Args, res: Resources): Promise<string> {
       o.rows.filter(r => r.kind === 'piece').map(r => `${r.id}: ${fmtRatio(perRun(r.id, r.disk === true ? b => b.diskMbPerS : b => b.sha256MbPerS).median)} of the ${r.disk === true ? 'disk write' : 'sha256'} bound`))
   }
 
-  printTable('Raw numbers, every run', ['row', 'run', 'MB/s', 'seconds', 'child CPU s (sys)', 'parent CPU s (sys)', 'foreign core-s', 'child VmHWM MiB', 'parent VmHWM MiB', 'busy answers', 'attempts'],
-    runs.map(x => [x.row, `${x.run + 1}${x.noisy === true ? '*' : ''}`, fmt(x.mbPerS), fmt(x.seconds, 2), `${fmt(x.childCpuS, 2)} (${fmt(x.childSysS, 2)})`, `${fmt(x.parentCpuS, 2)} (${fmt(x.parentSysS, 2)})`, fmt(x.foreignCpuS, 2), fmt(mib(x.childHwmKiB)), fmt(mib(x.parentHwmKiB)), x.busyAnswers == null ? '–' : String(x.busyAnswers), String(x.attempts ?? 1)]),
+  printTable('Raw numbers, every run', ['row', 'run', 'MB/s', 'seconds', 'child CPU s (sys)', 'parent CPU s (sys)', 'foreign core-s', 'child VmHWM MiB', 'parent VmHWM MiB', 'busy answers', 'child major GCs (pause ms)', 'child minor faults', 'child peak heap / ArrayBuffers MiB', 'child s waiting for a put', 'attempts'],
+    runs.map(x => [x.row, `${x.run + 1}${x.noisy === true ? '*' : ''}`, fmt(x.mbPerS), fmt(x.seconds, 2), `${fmt(x.childCpuS, 2)} (${fmt(x.childSysS, 2)})`, `${fmt(x.parentCpuS, 2)} (${fmt(x.parentSysS, 2)})`, fmt(x.foreignCpuS, 2), fmt(mib(x.childHwmKiB)), fmt(mib(x.parentHwmKiB)), x.busyAnswers == null ? '–' : String(x.busyAnswers), `${x.childGcMajor ?? '–'} (${fmt(x.childGcMs)})`, x.childMinorFaults == null ? '–' : String(x.childMinorFaults), `${fmt(x.childPeakHeapMiB)} / ${fmt(x.childPeakArrayBuffersMiB)}`, x.childWriteWaitS == null ? '–' : fmt(x.childWriteWaitS, 2), String(x.attempts ?? 1)]),
     [`foreign core-s: CPU used on this machine by other processes during the timed window (from /proc/stat). Runs where that averaged over ${o.maxForeign} cores were repeated up to ${o.retries} times; * = still noisy, kept.`])
 
   for (const kind of ['d', 'e']) {
@@ -499,6 +523,8 @@ export const transferBench: Bench = {
     { name: 'streams', describe: 'transfer: concurrent piece fetches (one stream each) in rows d–e (1)' },
     { name: 'outstanding', describe: 'transfer: requested-but-unanswered pieces per stream in rows d–e (16)' },
     { name: 'batch', describe: 'transfer: indexes per fetch() call (64)' },
+    { name: 'stream-window', describe: 'transfer: yamux maxStreamWindowSize of both nodes in rows b–e, e.g. 4MiB (yamux default 16 MiB): bounds what arrives after the child pauses' },
+    { name: 'no-pool', describe: 'transfer: rows d–e receive every piece into a fresh buffer instead of a PieceBufferPool (the engine\'s behaviour before it passes a pool)', boolean: true },
     { name: 'on-drain', describe: 'transfer: rows b–c wait with stream.onDrain() instead of the \'drain\' event (shows the @libp2p/utils 7.4.1 bug: unbounded send queue)', boolean: true },
     { name: 'max-foreign', describe: 'transfer: a run is noisy when other processes used more than this many cores on average during it (0.2)' },
     { name: 'retries', describe: 'transfer: times a noisy run is repeated before it is kept, marked * (1)' },

@@ -17,7 +17,7 @@ import '../../src/polyfill.ts'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
-import { performance } from 'node:perf_hooks'
+import { performance, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { procStatusKiB } from '../lib/proc.ts'
 import type { FsPieceStore } from '../../src/storage/index.ts'
 import type { PieceSource, PieceTransfer } from '../../src/transfer/index.ts'
@@ -60,6 +60,10 @@ export interface WorkerInit {
   /** child (piece): concurrent fetches (one stream each) and indexes per fetch */
   streams?: number
   batch?: number
+  /** child (piece): receive into a PieceBufferPool (released once stored), as the engine should; false: a fresh buffer per piece */
+  pool?: boolean
+  /** yamux maxStreamWindowSize of both nodes (default: yamux's 16 MiB) */
+  streamWindow?: number
   /** piece service: requested-but-unanswered indexes per stream */
   outstanding?: number
   /** child: where the parent listens (port for tcp, multiaddr for libp2p) */
@@ -80,6 +84,19 @@ export interface ChildDone {
   busyAnswers?: number
   /** piece + disk: ms to read the stored copy back and hash it (not timed) */
   checkMs?: number
+  /** during the clock: major (mark-compact) GCs, all GCs' pause ms on the main thread, minor page faults */
+  gcMajor?: number
+  gcMs?: number
+  minorFaults?: number
+  /** piece rows with a pool: pieces that got an unpooled buffer (pool exhausted) */
+  poolUnpooled?: number
+  /** piece + disk: ms the receiver waited for one of the DEFAULT_MAX_PENDING_WRITES puts to finish (the disk held the network back) */
+  writeWaitMs?: number
+  /** VmHWM when the clock stopped (before a store row reads its copy back), KiB */
+  hwmKiB?: number
+  /** during the clock, sampled every 20 ms: peak V8 heap used and peak ArrayBuffer memory, MiB */
+  peakHeapMiB?: number
+  peakArrayBuffersMiB?: number
 }
 
 export interface WorkerReport {
@@ -123,7 +140,7 @@ async function createNode (init: WorkerInit, services: Record<string, any> = {})
     addresses: { listen: init.role === 'parent' ? ['/ip4/127.0.0.1/tcp/0'] : [] },
     transports: [tcp()],
     connectionEncrypters: [encrypter],
-    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: YAMUX_MAX_READ_BUFFER } })],
+    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: YAMUX_MAX_READ_BUFFER, ...(init.streamWindow != null ? { maxStreamWindowSize: init.streamWindow } : {}) } })],
     services
   })
 }
@@ -268,7 +285,7 @@ interface Measure {
   stop(): Timing
 }
 
-interface Timing { seconds: number, cpuSeconds: number, sysSeconds: number }
+interface Timing { seconds: number, cpuSeconds: number, sysSeconds: number, gcMajor: number, gcMs: number, minorFaults: number, peakHeapMiB: number, peakArrayBuffersMiB: number, hwmKiB?: number }
 
 function cpuSince (since: NodeJS.CpuUsage): { cpuSeconds: number, sysSeconds: number } {
   const d = process.cpuUsage(since)
@@ -278,16 +295,50 @@ function cpuSince (since: NodeJS.CpuUsage): { cpuSeconds: number, sysSeconds: nu
 function measure (): Measure {
   let t0 = 0
   let cpu0: NodeJS.CpuUsage = process.cpuUsage()
+  let faults0 = 0
   let result: Timing | undefined
+  // GC entries are delivered asynchronously; those of the timed window are counted by their start time
+  const gcs: Array<{ at: number, ms: number, major: boolean }> = []
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcs.push({ at: e.startTime, ms: e.duration, major: (e as any).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR })
+    }
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
+  let peakHeap = 0
+  let peakArrayBuffers = 0
+  const sampleMemory = (): void => {
+    const m = process.memoryUsage()
+    peakHeap = Math.max(peakHeap, m.heapUsed)
+    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers)
+  }
+  let sampler: ReturnType<typeof setInterval> | undefined
   return {
     start: () => {
+      sampler = setInterval(sampleMemory, 20)
       send({ type: 'start' })
       cpu0 = process.cpuUsage()
+      faults0 = process.resourceUsage().minorPageFault
       t0 = performance.now()
     },
     stop: () => {
       if (result == null) {
-        result = { seconds: (performance.now() - t0) / 1000, ...cpuSince(cpu0) }
+        const t1 = performance.now()
+        clearInterval(sampler)
+        sampleMemory()
+        const minorFaults = process.resourceUsage().minorPageFault - faults0
+        const timed = gcs.filter(g => g.at >= t0 && g.at <= t1)
+        result = {
+          seconds: (t1 - t0) / 1000,
+          ...cpuSince(cpu0),
+          gcMajor: timed.filter(g => g.major).length,
+          gcMs: timed.reduce((sum, g) => sum + g.ms, 0),
+          minorFaults,
+          peakHeapMiB: peakHeap / 1024 / 1024,
+          peakArrayBuffersMiB: peakArrayBuffers / 1024 / 1024,
+          // peak RSS while moving the data: the store rows read the copy back afterwards, which must not count
+          hwmKiB: procStatusKiB('self', 'VmHWM')
+        }
         send({ type: 'stopped' })
       }
       return result
@@ -357,7 +408,7 @@ async function childStream (init: WorkerInit, m: Measure): Promise<ChildDone> {
 }
 
 async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
-  const [{ FsPieceStore }, { pieceRange }, { pieceTransfer }, { multiaddr }] = await Promise.all([
+  const [{ FsPieceStore }, { pieceRange }, { pieceTransfer, PieceBufferPool }, { multiaddr }] = await Promise.all([
     import('../../src/storage/index.ts'), import('../../src/task/piece-size.ts'), import('../../src/transfer/index.ts'), import('@multiformats/multiaddr')
   ])
   const { DEFAULT_MAX_PENDING_WRITES } = await import('../../src/task/constants.ts')
@@ -384,24 +435,41 @@ async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
     let bytes = 0
     let piecesOk = 0
     let busyAnswers = 0
+    let writeWaitMs = 0
     // as the download engine does: the protocol verified the piece, the
     // write runs beside the stream, at most DEFAULT_MAX_PENDING_WRITES wait
     const writes = new Set<Promise<void>>()
+    // pieces held: the pending writes, the one waiting for room, one being received per stream
+    const pool = init.pool === false ? undefined : new PieceBufferPool({ bufferBytes: init.pieceSize!, maxBuffers: DEFAULT_MAX_PENDING_WRITES + 1 + (init.streams ?? 1) })
     const onPiece = async (index: number, piece: Uint8Array): Promise<void> => {
-      if (store != null) {
-        while (writes.size >= DEFAULT_MAX_PENDING_WRITES) {
-          await Promise.race(writes)
-        }
-        const write: Promise<void> = store.put(taskId, index, piece, { expectedDigest: pieceDigests[index], verified: true })
-          .finally(() => { writes.delete(write) })
-        writes.add(write)
-      }
       bytes += piece.byteLength
+      if (store == null) {
+        pool?.release(piece)
+        return
+      }
+      try {
+        if (writes.size >= DEFAULT_MAX_PENDING_WRITES) {
+          const t = performance.now()
+          while (writes.size >= DEFAULT_MAX_PENDING_WRITES) {
+            await Promise.race(writes)
+          }
+          writeWaitMs += performance.now() - t
+        }
+      } catch (err) {
+        pool?.release(piece)
+        throw err
+      }
+      const write: Promise<void> = store.put(taskId, index, piece, { expectedDigest: pieceDigests[index], verified: true })
+        .finally(() => {
+          writes.delete(write)
+          pool?.release(piece)
+        })
+      writes.add(write)
     }
     const lane = async (): Promise<void> => {
       while (queue.length > 0) {
         const indexes = queue.splice(0, batch)
-        const results = await transfer.fetch(conn, taskId, indexes, { expected: (i) => expected[i], onPiece })
+        const results = await transfer.fetch(conn, taskId, indexes, { expected: (i) => expected[i], onPiece, pool })
         let busy = false
         for (const r of results) {
           if (r.status === 'ok') {
@@ -441,7 +509,7 @@ async function childPiece (init: WorkerInit, m: Measure): Promise<ChildDone> {
       checkMs = performance.now() - t
     }
 
-    return { type: 'done', bytes, ...timing, sha256, piecesOk, busyAnswers, checkMs }
+    return { type: 'done', bytes, ...timing, sha256, piecesOk, busyAnswers, checkMs, poolUnpooled: pool?.stats().unpooled, writeWaitMs: store != null ? writeWaitMs : undefined }
   } finally {
     await node.stop()
     await store?.close()
@@ -479,7 +547,7 @@ async function main (): Promise<void> {
     const done = await fetchAll(init, m)
     send(done)
     await nextMessage('report')
-    const report: WorkerReport = { type: 'report', cpuSeconds: done.cpuSeconds, sysSeconds: done.sysSeconds, ...memory() }
+    const report: WorkerReport = { type: 'report', cpuSeconds: done.cpuSeconds, sysSeconds: done.sysSeconds, ...memory(), ...(done.hwmKiB != null ? { hwmKiB: done.hwmKiB } : {}) }
     send(report)
     await nextMessage('stop')
   }
