@@ -52,6 +52,23 @@ export const DEFAULT_PIECE_POLL_MS = 250
 export const DEFAULT_METADATA_POLL_MS = 50
 
 /**
+ * Blobs up to this size, when an image manifest this mirror passed on named
+ * them, are fetched from the registry directly (whole, digest checked before
+ * the first byte is sent) instead of through the swarm, in bytes. An image
+ * config is a few KiB and clients fetch it on its own (skopeo after the
+ * layers): as a swarm task it waited 1-5 s for tracker round trips on a
+ * loaded swarm, for bytes the registry serves in a millisecond. 0 sends every
+ * blob through the swarm.
+ */
+export const DEFAULT_DIRECT_BLOB_MAX_BYTES = 64 * 1024
+
+/** Manifest bodies up to this size are read for blob sizes (the distribution spec's manifest limit) */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+/** Small blobs whose size the mirror remembers from manifests */
+export const MAX_REMEMBERED_SMALL_BLOBS = 10_000
+
+/**
  * A blob request gives up when its download learned nothing (no task
  * metadata) for this long, in ms: the download's own timeouts (tracker
  * retries, origin stat with retries) are shorter, so this only stops a hang.

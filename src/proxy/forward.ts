@@ -18,10 +18,16 @@ export interface ForwardOptions extends AbortOptions {
   bodyTimeoutMs: number
   /** called with the size of each body chunk sent to the client */
   onBytes?(n: number): void
+  /** keep a copy of the body when it is at most this many bytes (for manifests) */
+  keepBody?: number
 }
 
 export interface ForwardResult {
   status: number
+  /** the upstream's content-type */
+  contentType?: string
+  /** the whole body, when `keepBody` was given and the body was no longer */
+  body?: Buffer
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
@@ -87,12 +93,24 @@ export async function forward (req: IncomingMessage, res: ServerResponse, target
   }
 
   res.writeHead(up.statusCode, endToEndHeaders(up.headers as IncomingHttpHeaders) as OutgoingHttpHeaders)
+  const keep = options.keepBody ?? -1
+  let kept: Buffer[] | undefined = keep >= 0 ? [] : undefined
+  let keptBytes = 0
   const count = new Transform({
     transform (chunk: Buffer, _enc, callback) {
       options.onBytes?.(chunk.byteLength)
+      if (kept != null) {
+        keptBytes += chunk.byteLength
+        if (keptBytes > keep) {
+          kept = undefined
+        } else {
+          kept.push(chunk)
+        }
+      }
       callback(null, chunk)
     }
   })
   await pipeline(up.body, count, res)
-  return { status: up.statusCode }
+  const type = up.headers['content-type']
+  return { status: up.statusCode, contentType: Array.isArray(type) ? type[0] : type, body: kept == null ? undefined : Buffer.concat(kept) }
 }

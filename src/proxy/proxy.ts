@@ -1,22 +1,27 @@
+import { createHash } from 'node:crypto'
 import http from 'node:http'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { defaultLogger } from '@libp2p/logger'
-import { Agent } from 'undici'
+import { Agent, interceptors, request as undiciRequest } from 'undici'
 import { taskId as computeTaskId } from '../task/id.ts'
 import { readRange, waitForMetadata } from './blob.ts'
 import {
+  DEFAULT_DIRECT_BLOB_MAX_BYTES,
   DEFAULT_METADATA_POLL_MS,
   DEFAULT_METADATA_TIMEOUT_MS,
   DEFAULT_PIECE_POLL_MS,
   DEFAULT_PROXY_RULES,
   DEFAULT_UPSTREAM_BODY_TIMEOUT_MS,
   DEFAULT_UPSTREAM_HEADERS_TIMEOUT_MS,
+  MAX_MANIFEST_BYTES,
+  MAX_REMEMBERED_SMALL_BLOBS,
   NS_PARAM,
   REGISTRY_HEADER
 } from './constants.ts'
 import { InvalidUpstreamError } from './errors.ts'
 import { forward } from './forward.ts'
+import { manifestBlobs, SmallBlobs } from './manifest.ts'
 import { contentRange, ifRangeAllows, parseRange } from './range.ts'
 import { UpstreamPolicy } from './upstream.ts'
 import type { BlobStore } from './blob.ts'
@@ -74,6 +79,14 @@ export interface RegistryMirrorInit {
   metadataTimeoutMs?: number
   /** @default DEFAULT_PIECE_POLL_MS */
   piecePollMs?: number
+  /**
+   * Blobs up to this many bytes that a manifest passed on by this mirror
+   * named are fetched from the registry directly, digest checked; 0 sends
+   * every blob through the swarm
+   *
+   * @default DEFAULT_DIRECT_BLOB_MAX_BYTES
+   */
+  directBlobMaxBytes?: number
 }
 
 /**
@@ -108,6 +121,10 @@ export interface ProxyStats {
 const REGISTRY_REFUSALS = new Set(['SourceNotFoundError', 'SourceForbiddenError'])
 
 const DIGEST_IN_PATH = /\/blobs\/(sha256:[0-9a-f]{64})$/
+const MANIFEST_PATH = /\/manifests\/[^/]+$/
+
+/** Redirects a direct small-blob fetch follows (registries send blobs to storage) */
+const MAX_BLOB_REDIRECTS = 5
 
 /**
  * One request's timing, for the log: when it arrived, when its first body
@@ -149,9 +166,11 @@ export class RegistryMirror implements Startable {
   private readonly opts: { headersTimeoutMs: number, bodyTimeoutMs: number, metadataTimeoutMs: number, piecePollMs: number }
   private readonly counts: Record<ProxyOutcome, number>
   private readonly bytes = { swarm: 0, upstream: 0 }
+  private readonly smallBlobs: SmallBlobs
   private active = 0
   private server?: http.Server
   private dispatcher?: Agent
+  private blobDispatcher?: ReturnType<Agent['compose']>
   private boundAddress?: string
 
   /**
@@ -176,6 +195,7 @@ export class RegistryMirror implements Startable {
       piecePollMs: init.piecePollMs ?? DEFAULT_PIECE_POLL_MS
     }
     this.counts = Object.fromEntries(PROXY_OUTCOMES.map(o => [o, 0])) as Record<ProxyOutcome, number>
+    this.smallBlobs = new SmallBlobs(init.directBlobMaxBytes ?? DEFAULT_DIRECT_BLOB_MAX_BYTES, MAX_REMEMBERED_SMALL_BLOBS)
 
     const metrics = init.metrics
     if (metrics != null) {
@@ -219,6 +239,7 @@ export class RegistryMirror implements Startable {
     const addr = server.address() as AddressInfo
     this.boundAddress = `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     this.dispatcher = new Agent({ headersTimeout: this.opts.headersTimeoutMs, bodyTimeout: this.opts.bodyTimeoutMs })
+    this.blobDispatcher = this.dispatcher.compose(interceptors.redirect({ maxRedirections: MAX_BLOB_REDIRECTS }))
     this.server = server
     if (!/^(127\.|\[::1\]|localhost)/.test(this.boundAddress)) {
       this.log.error('the registry mirror listens on %s, which is not loopback: anyone who can reach it can pull through this node (it only contacts allowed registries)', this.boundAddress)
@@ -238,6 +259,7 @@ export class RegistryMirror implements Startable {
     await closed
     await this.dispatcher?.destroy()
     this.dispatcher = undefined
+    this.blobDispatcher = undefined
   }
 
   stats (): ProxyStats {
@@ -314,7 +336,11 @@ export class RegistryMirror implements Startable {
 
   private async forward (req: http.IncomingMessage, res: http.ServerResponse, target: URL, signal: AbortSignal, timing: RequestTiming): Promise<ProxyOutcome> {
     try {
-      await forward(req, res, target, this.forwardOptions(signal, timing))
+      const manifest = req.method === 'GET' && MANIFEST_PATH.test(target.pathname)
+      const result = await forward(req, res, target, { ...this.forwardOptions(signal, timing), keepBody: manifest ? MAX_MANIFEST_BYTES : undefined })
+      if (manifest && result.status === 200 && result.body != null) {
+        this.smallBlobs.learn(manifestBlobs(result.body, result.contentType))
+      }
       return 'forwarded'
     } catch (err: any) {
       if (err.name === 'UpstreamUnavailableError' && !res.headersSent) {
@@ -349,9 +375,62 @@ export class RegistryMirror implements Startable {
       headers.authorization = authorization
     }
     const request: GetRequest = { url: target.href, digest, headers }
-    return req.method === 'HEAD'
-      ? this.serveHead(req, res, target, request, signal, timing)
-      : this.serveGet(req, res, target, request, signal, timing)
+    if (req.method === 'HEAD') {
+      return this.serveHead(req, res, target, request, signal, timing)
+    }
+    // a small blob this node holds is served from its store; one it does not, from the registry
+    const small = digest != null && req.headers.range == null && this.node.store.getTask(computeTaskId({ digest }))?.state !== 'complete'
+      ? this.smallBlobs.size(digest)
+      : undefined
+    if (small != null && await this.serveSmallBlob(res, target, headers, digest!, small, signal, timing)) {
+      // and into the swarm behind the client's back, so it is served from there once the registry is gone
+      this.node.get(request)
+      return 'forwarded'
+    }
+    return this.serveGet(req, res, target, request, signal, timing)
+  }
+
+  /**
+   * GET of a blob a manifest named as at most directBlobMaxBytes: fetched
+   * from the registry whole and sent only when its length and digest match.
+   * False when that did not work out (another status, a wrong body, no
+   * answer): the swarm path then serves it, or passes the registry's refusal on.
+   */
+  private async serveSmallBlob (res: http.ServerResponse, target: URL, headers: Record<string, string>, digest: string, size: number, signal: AbortSignal, timing: RequestTiming): Promise<boolean> {
+    try {
+      const up = await undiciRequest(target, {
+        method: 'GET',
+        headers,
+        dispatcher: this.blobDispatcher!,
+        headersTimeout: this.opts.headersTimeoutMs,
+        bodyTimeout: this.opts.bodyTimeoutMs,
+        signal
+      })
+      const chunks: Buffer[] = []
+      let received = 0
+      for await (const chunk of up.body as AsyncIterable<Buffer>) {
+        received += chunk.byteLength
+        if (up.statusCode !== 200 || received > size) {
+          break
+        }
+        chunks.push(chunk)
+      }
+      up.body.destroy()
+      const body = Buffer.concat(chunks)
+      if (up.statusCode !== 200 || received !== size || `sha256:${createHash('sha256').update(body).digest('hex')}` !== digest) {
+        this.log('%s: the registry answered %d with %d bytes for a %d-byte blob (or other bytes); serving it through the swarm', target.href, up.statusCode, received, size)
+        return false
+      }
+      res.writeHead(200, blobHeaders(size, digest))
+      res.end(body)
+      this.bytes.upstream += size
+      timing.sent(size)
+      return true
+    } catch (err: any) {
+      signal.throwIfAborted()
+      this.log('%s: no answer from the registry for a small blob (%s); serving it through the swarm', target.href, err.message)
+      return false
+    }
   }
 
   /**

@@ -61,10 +61,11 @@ describe('registry mirror in the daemon', function () {
     const sb = await status(b)
     expect(sa.proxy.requests.swarm).to.be.at.least(image.layers.length)
     expect(sb.proxy.requests.swarm).to.be.at.least(image.layers.length)
-    // b's layers came from a
+    // b's layers came from a (the config, a few hundred bytes, b's mirror
+    // fetched from the registry itself, then for the swarm from a or the registry)
     const layerBytes = image.layers.reduce((n, l) => n + l.size, 0)
     expect(sb.bytes.fromPeers).to.be.at.least(layerBytes)
-    expect(sb.bytes.fromOrigin).to.equal(0)
+    expect(sb.bytes.fromOrigin).to.be.at.most(image.config.size)
     const metrics = await (await fetch(`http://${b.control}/metrics`)).text()
     expect(metrics).to.match(/^damselfly_proxy_requests_total\{outcome="swarm"\} [1-9]/m)
     expect(metrics).to.match(/^damselfly_proxy_bytes_total\{source="swarm"\} [1-9]/m)
