@@ -7,6 +7,7 @@ import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
+import { trackersTimedOut } from './tracker-port.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
 import type { SourceRegistry } from '../source/index.ts'
 import type { FsPieceStore, TaskMetadata } from '../storage/index.ts'
@@ -64,6 +65,8 @@ export interface DownloadContext {
   fetchPieces(peerId: string, addrs: string[], taskId: string, indexes: number[], options: FetchOptions): Promise<FetchResult[]>
   /** node-wide counters updated as bytes arrive */
   onBytes(source: 'peer' | 'origin', n: number): void
+  /** how long a tracker that answered before may be silent before the origin is used (default DEFAULT_TRACKER_LOST_MS) */
+  trackerLostMs?: number
   /** nodes that announced a complete copy of the task in the DHT */
   findProviders?(taskId: string, options: { signal: AbortSignal, limit: number }): Promise<string[]>
 }
@@ -130,6 +133,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private noTracker = false
   /** when the tracker that answered before stopped answering */
   private trackerLostAt = 0
+  /** the last announce failed only by timeouts: the tracker is slow, not gone */
+  private trackerSlow = false
   private trackerError?: string
   private announcing = false
   private nextAnnounceAt = 0
@@ -441,6 +446,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       if (this.controller.signal.aborted) {
         throw this.controller.signal.reason
       }
+      this.trackerSlow = trackersTimedOut(err)
       if (!this.noTracker) {
         this.trackerLostAt = Date.now()
         this.log.error('no tracker reachable for task %s: %s; %s', this.request.taskId, err.message,
@@ -589,7 +595,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     // whose links are saturated: the parents it named keep serving, so only
     // a long silence sends this node to the origin on its own (taking every
     // piece no parent holds at once cost up to 1.6x S of origin egress)
-    const trackerGone = this.noTracker && (this.tracker == null || now - this.trackerLostAt >= DEFAULT_TRACKER_LOST_MS)
+    // A tracker that only times out is alive: while pieces still arrive from
+    // the parents, the origin is left alone
+    const lostMs = this.ctx.trackerLostMs ?? DEFAULT_TRACKER_LOST_MS
+    const trackerGone = this.noTracker && (this.tracker == null ||
+      (now - this.trackerLostAt >= lostMs && (!this.trackerSlow || now - this.lastProgressAt >= lostMs)))
     if (!trackerGone && !stalled) {
       return
     }

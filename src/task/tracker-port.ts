@@ -56,3 +56,12 @@ export interface TrackerPort {
   /** ask a node found as a DHT provider about its own copy of the task (no tracker involved) */
   announceDirect(peerId: string, req: AnnounceRequest, options?: { signal?: AbortSignal }): Promise<AnnounceResult>
 }
+
+/**
+ * Whether an announce failed only because every tracker tried was too slow
+ * to answer (alive, but behind saturated links or busy), as opposed to gone
+ */
+export function trackersTimedOut (err: unknown): boolean {
+  const attempts = (err as { attempts?: Array<{ cause?: string }> } | undefined)?.attempts
+  return Array.isArray(attempts) && attempts.length > 0 && attempts.every(a => a.cause === 'timeout')
+}
