@@ -134,9 +134,16 @@ export class NetnsLab {
    * @param rateMbit - tbf rate of every link in each direction, Mbit/s
    * @param tag - distinguishes labs of one process (e.g. the scenario number)
    */
-  constructor (peers: number, rateMbit: number, tag: number) {
+  /**
+   * @param sysctls - `key=value` settings applied in every namespace, e.g.
+   * net.ipv4.tcp_notsent_lowat=131072 (default: BENCH_NETNS_SYSCTL, comma-separated)
+   */
+  private readonly sysctls: string[]
+
+  constructor (peers: number, rateMbit: number, tag: number, sysctls: string[] = (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== '')) {
     const pid = process.pid
     this.rateMbit = rateMbit
+    this.sysctls = sysctls
     this.bridge = `df${pid}br`
     const host = (i: number, name: string, ip: number): LabHost => ({
       ns: `dfly-${pid}-${tag}-${name}`,
@@ -171,6 +178,9 @@ export class NetnsLab {
         run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/${SUBNET_BITS}`, 'dev', h.nsIf])
         run('ip', ['-n', h.ns, 'link', 'set', h.nsIf, 'up'])
         run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up'])
+        for (const setting of this.sysctls) {
+          run('ip', ['netns', 'exec', h.ns, 'sysctl', '-q', '-w', setting])
+        }
         // download: what the bridge sends into the namespace
         run('tc', ['qdisc', 'replace', 'dev', h.hostIf, 'root', ...this.tbf()])
         // upload: what the namespace sends out

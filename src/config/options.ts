@@ -28,6 +28,7 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
   { flag: 'control', env: 'DAMSELFLY_CONTROL', key: 'control.listen', type: 'string', describe: 'Control API HOST:PORT on loopback ("" to disable)' },
   { flag: 'upload-rate', env: 'DAMSELFLY_UPLOAD_RATE', key: 'transfer.uploadRate', type: 'string', describe: 'Upload limit in bytes/s (e.g. 50MiB; 0 = none)' },
+  { flag: 'upload-slots', env: 'DAMSELFLY_UPLOAD_SLOTS', key: 'transfer.uploadSlots', type: 'number', describe: 'Pieces this node uploads at once, over all peers' },
   { flag: 'download-rate', env: 'DAMSELFLY_DOWNLOAD_RATE', key: 'transfer.downloadRate', type: 'string', describe: 'Download limit in bytes/s (0 = none)' },
   { flag: 'proxy', env: 'DAMSELFLY_PROXY', key: 'proxy.listen', type: 'string', describe: 'Registry mirror HOST:PORT ("" to disable)' },
   { flag: 'registry-mirror', env: 'DAMSELFLY_REGISTRY_MIRROR', key: 'proxy.registryMirror', type: 'string', describe: 'Upstream registry of the mirror, e.g. https://registry-1.docker.io' },
