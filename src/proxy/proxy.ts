@@ -92,7 +92,7 @@ export interface RegistryMirrorInit {
 /**
  * How a request ended:
  * - swarm: a blob answered from a task (200, 206, or a HEAD from task metadata)
- * - forwarded: passed to the upstream and its answer passed back (any status)
+ * - forwarded: passed to the upstream and its answer passed back (any status), or a small blob taken from the upstream directly (digest checked)
  * - denied: the request named a registry that is not allowed (403)
  * - invalid: not a /v2/ path, no or bad upstream, an unsatisfiable range (400, 404, 416)
  * - upstream-error: the upstream gave no answer (502, 504)
