@@ -111,3 +111,21 @@ export const DEFAULT_SOURCE_STRIPE_PIECES = 16
  * reports in time.
  */
 export const DEFAULT_GRANT_TTL_MS = 5 * 60_000
+
+/**
+ * Pieces kept requested from one parent: at least this many, so a parent
+ * always has the next piece queued
+ */
+export const DEFAULT_PIPELINE_MIN_DEPTH = 2
+
+/**
+ * ... and at most this many. With 1 MiB pieces, 8 keep a loopback or LAN pipe
+ * full (bench/transfer)
+ */
+export const DEFAULT_PIPELINE_MAX_DEPTH = 8
+
+/** The pieces in flight to a parent cover this much of its measured rate, ms */
+export const DEFAULT_PIPELINE_TARGET_MS = 500
+
+/** Weight of the newest sample in a parent's delivery rate */
+export const DEFAULT_PIPELINE_RATE_WEIGHT = 0.3

@@ -1,10 +1,3 @@
-/**
- * Pieces requested from one parent at once. With 1 MiB pieces, 8 keep a
- * loopback or LAN pipe full (a parent's 16 upload slots serve two such
- * children); fewer left the link idle between pieces.
- */
-export const DEFAULT_PARENT_PIPELINE = 8
-
 /** Pieces per request to a parent (one stream carries them pipelined) */
 export const DEFAULT_PIECES_PER_REQUEST = 4
 

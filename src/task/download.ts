@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
-import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/index.ts'
+import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS, DeliveryRate, pipelineDepth } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_PIPELINE, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { trackersTimedOut } from './tracker-port.ts'
@@ -89,6 +89,8 @@ interface ParentState {
   failures: number
   restUntil: number
   bytes: number
+  /** its measured delivery rate sizes how many pieces are asked of it at once */
+  rate: DeliveryRate
 }
 
 const ORIGIN = 'origin'
@@ -533,7 +535,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         known.have = p.have
         known.addrs = p.addrs
       } else {
-        this.parents.set(p.peerId, { peerId: p.peerId, addrs: p.addrs, have: p.have, inflight: 0, failures: 0, restUntil: 0, bytes: 0 })
+        this.parents.set(p.peerId, { peerId: p.peerId, addrs: p.addrs, have: p.have, inflight: 0, failures: 0, restUntil: 0, bytes: 0, rate: new DeliveryRate() })
       }
     }
     const have = this.haveBitfield()
@@ -726,7 +728,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         }
       }
       usable.set(p.peerId, view)
-      capacity.set(p.peerId, Math.max(0, DEFAULT_PARENT_PIPELINE - p.inflight))
+      capacity.set(p.peerId, Math.max(0, pipelineDepth(p.rate.bytesPerS, meta.pieceSize) - p.inflight))
     }
     // pieces still being written are as good as had: never asked for again, not even in end-game
     for (const i of this.storing) {
@@ -759,6 +761,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
 
   private fetchFromParent (parent: ParentState, indexes: number[]): void {
     const meta = this.meta!
+    if (parent.inflight === 0) {
+      parent.rate.busy(Date.now())
+    }
     parent.inflight += indexes.length
     for (const i of indexes) {
       const set = this.inflight.get(i) ?? new Set()
@@ -778,6 +783,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       rateLimit: this.request.rateLimit,
       expected: (i) => ({ length: pieceRange(i, meta.contentLength, meta.pieceSize).length, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') }),
       onPiece: async (i, bytes) => {
+        parent.rate.delivered(bytes.byteLength, Date.now())
         if (this.storing.has(i) || this.ctx.store.has(meta.taskId, i)) {
           return
         }
@@ -817,6 +823,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       })
       .finally(() => {
         parent.inflight -= indexes.length
+        if (parent.inflight === 0) {
+          parent.rate.idle()
+        }
         indexes.forEach(release)
         this.wakeUp()
       })

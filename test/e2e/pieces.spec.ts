@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { expect } from 'aegir/chai'
 import { electTrackers } from '../../src/election/index.ts'
-import { DEFAULT_PARENT_PIPELINE } from '../../src/task/constants.ts'
+import { DEFAULT_PIPELINE_MAX_DEPTH } from '../../src/scheduler/constants.ts'
 import { runCli, startDaemon } from '../utils/cli.ts'
 import { MiB, daemonEnv, getJson, killAll, metricOf, postJson, sha256File, sleep, startSwarmDaemons, tempRoot, until, waitForDownload, waitForMembers, writeRandomFile } from './helpers.ts'
 import type { DaemonProcess } from '../utils/cli.ts'
@@ -218,7 +218,7 @@ describe('e2e: pieces between real daemons on 127.0.0.1', function () {
     // eslint-disable-next-line no-console
     console.log(`      killed at ${atKill.piecesDone}/${meta.pieceCount} pieces; ${stored / MiB} MiB kept, ${missing / MiB} MiB missing; after the restart ${fetched / MiB} MiB fetched, the seed uploaded ${(uploaded / MiB).toFixed(1)} MiB`)
 
-    const allowance = DEFAULT_PARENT_PIPELINE * meta.pieceSize
+    const allowance = DEFAULT_PIPELINE_MAX_DEPTH * meta.pieceSize
     expect(fetched).to.be.at.least(missing)
     expect(fetched).to.be.at.most(missing + allowance)
     expect(uploaded).to.be.at.least(missing)
