@@ -157,6 +157,7 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
       : { level: status.peers > 0 ? 'warn' : 'fail', check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
 
     checks.push(...await downloadChecks(client))
+    checks.push(...trackerChecks(status))
 
     if (status.peers > 0) {
       checks.push({ level: 'ok', check: 'peer count', message: `${status.peers} connected swarm peers` })
@@ -171,6 +172,36 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
     }
   }
   return checks
+}
+
+/** Fewest tracker requests before their failure share means anything */
+const MIN_TRACKER_ATTEMPTS = 20
+/** Share of tracker requests that may time out before doctor warns */
+const MAX_TRACKER_TIMEOUT_SHARE = 0.2
+
+/**
+ * How the node's requests to trackers fared since it started: timeouts mean
+ * answers wait behind piece data on saturated links (or a tracker is
+ * overloaded), which makes downloads work from stale parent lists.
+ */
+export function trackerChecks (status: { tracker?: { client?: { attempts?: number, failures?: Record<string, number> } } }): Check[] {
+  const client = status.tracker?.client
+  const attempts = client?.attempts ?? 0
+  if (attempts < MIN_TRACKER_ATTEMPTS) {
+    return []
+  }
+  const failures = client?.failures ?? {}
+  const timeouts = failures.timeout ?? 0
+  const failed = Object.values(failures).reduce((a, n) => a + n, 0)
+  if (timeouts / attempts > MAX_TRACKER_TIMEOUT_SHARE) {
+    return [{
+      level: 'warn',
+      check: 'tracker requests',
+      message: `${timeouts} of ${attempts} requests to trackers timed out: the links are saturated or a tracker is overloaded, so downloads work from stale parent lists`,
+      fix: 'cap uploads a little below the link rate (--upload-rate, e.g. 90 % of it) so small messages are not queued behind piece data; check the trackers\' load with `damselfly status` on them'
+    }]
+  }
+  return [{ level: 'ok', check: 'tracker requests', message: `${attempts - failed} of ${attempts} answered` }]
 }
 
 /**
