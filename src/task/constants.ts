@@ -19,7 +19,11 @@ export const DEFAULT_MAX_PENDING_WRITES = 8
  */
 export const DEFAULT_ORIGIN_CONCURRENCY = 1
 
-/** Most pieces in one origin range request: long ranges read the origin efficiently, short ones spread pieces sooner */
+/**
+ * Most pieces in one origin range request a download makes on its own (no
+ * tracker grant): a tracker that comes back finds at most this much in flight.
+ * Tracker grants are read a stripe at a time.
+ */
 export const DEFAULT_ORIGIN_RUN_PIECES = 4
 
 /** How long reports of finished pieces are batched before they go to the tracker */

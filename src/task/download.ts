@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
-import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS, DeliveryRate, pipelineDepth } from '../scheduler/index.ts'
+import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS, DEFAULT_SOURCE_STRIPE_PIECES, DeliveryRate, pipelineDepth } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
@@ -643,11 +643,17 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const todo = [...new Set(granted)].filter(i => !have.get(i) && !this.inflight.has(i)).sort((a, b) => a - b)
     while (this.originRuns < DEFAULT_ORIGIN_CONCURRENCY && todo.length > 0) {
       const run = [todo.shift()!]
-      // never longer than the tracker's grant stripe (the pieces split among
-      // its source peers), or a small file's first run reads stripes that the
-      // tracker hands to others meanwhile
-      const maxRun = Math.max(1, Math.min(DEFAULT_ORIGIN_RUN_PIECES, Math.floor(meta.pieceCount / DEFAULT_MAX_SOURCE_PEERS)))
-      while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < maxRun) {
+      const tracked = this.trackerGrants.has(run[0])
+      // A tracker grant is read to the end of the tracker's stripe that holds
+      // its first piece: the tracker never moves a stripe its holder has
+      // started (our lowest granted piece is in it), so one confirmed grant
+      // covers it, and the origin is not left idle for a round trip every
+      // few pieces (those round trips wait behind piece data on busy links).
+      // Pieces are stored and reported one by one as they arrive. Beyond the
+      // stripe, the grant may have moved: ask again. Self grants (no tracker)
+      // go in short runs, so a tracker that comes back finds little in flight.
+      const maxRun = tracked ? stripeEnd(run[0], meta.pieceCount) - run[0] : DEFAULT_ORIGIN_RUN_PIECES
+      while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < maxRun && this.trackerGrants.has(todo[0]) === tracked) {
         run.push(todo.shift()!)
       }
       for (const i of run) {
@@ -972,4 +978,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private wakeUp (): void {
     this.wake?.()
   }
+}
+
+/** The end (exclusive) of the tracker's source stripe that holds piece `index` (as SourceGrants cuts them by default) */
+function stripeEnd (index: number, pieceCount: number): number {
+  const stripe = Math.max(1, Math.min(DEFAULT_SOURCE_STRIPE_PIECES, Math.ceil(pieceCount / DEFAULT_MAX_SOURCE_PEERS)))
+  return Math.min(pieceCount, (Math.floor(index / stripe) + 1) * stripe)
 }

@@ -194,6 +194,34 @@ describe('Download', () => {
     expect(download.progress().fromOrigin + download.progress().fromPeers).to.equal(data.byteLength)
   })
 
+  it('reads a granted stripe of the origin in one range request, confirming the grant between stripes', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const { ctx: plain } = harness(store, data)
+    let announces = 0
+    h.ctx.tracker = {
+      ...plain.tracker,
+      // the tracker grants this node every piece and names no parent
+      announce: async (req, options) => {
+        announces++
+        const res = await plain.tracker.announce(req, options)
+        return { ...res, parents: [], grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => req.have?.get(i) !== true) }
+      }
+    }
+    const ranges: Array<[number, number]> = []
+    const readRange = h.ctx.sources.readRange.bind(h.ctx.sources)
+    h.ctx.sources.readRange = (url, options) => {
+      ranges.push([options.start, options.end])
+      return readRange(url, options)
+    }
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await download.done
+    // 64 pieces in 4 stripes of 16 (as the tracker cuts them for 4 source peers)
+    expect(ranges).to.deep.equal([0, 1, 2, 3].map(k => [k * 16 * PIECE, (k + 1) * 16 * PIECE]))
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+    expect(announces).to.be.at.least(4)
+  })
+
   it('goes to the origin at once when no tracker ever answered', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
