@@ -422,6 +422,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       etag: info.etag,
       lastModified: info.lastModified
     }, { signal: this.controller.signal })
+    // a streaming reader (the registry mirror) waits for the metadata
+    this.safeDispatchEvent('progress', { detail: this.progress() })
   }
 
   private async tryAnnounce (): Promise<AnnounceResult | undefined> {
