@@ -12,6 +12,7 @@ import { Engine } from '../task/engine.ts'
 import { taskId as computeTaskId } from '../task/id.ts'
 import { importFile } from '../task/import.ts'
 import { pieceRange } from '../task/piece-size.ts'
+import { metaInfoOf } from '../task/tracker-port.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
 import { TrackerPortAdapter, trackerServiceFor } from './tracker-port.ts'
@@ -500,7 +501,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       return undefined
     }
     return {
-      meta: { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest },
+      meta: metaInfoOf(meta),
       pieceDigests: meta.pieceDigests.map(d => d != null ? Buffer.from(d, 'hex') : undefined),
       have: this.store.have(taskId),
       addrs: this.components.addressManager.getAddresses().map(a => a.bytes),

@@ -7,7 +7,7 @@ import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
-import { trackersTimedOut } from './tracker-port.ts'
+import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
 import type { AnnounceResult, TaskMetaInfo, TrackerPort } from './tracker-port.ts'
 import type { SourceRegistry } from '../source/index.ts'
 import type { FsPieceStore, TaskMetadata } from '../storage/index.ts'
@@ -297,11 +297,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 
   private metaInfo (): TaskMetaInfo | undefined {
-    const m = this.meta
-    if (m == null) {
-      return undefined
-    }
-    return { contentLength: m.contentLength, pieceSize: m.pieceSize, etag: m.etag, lastModified: m.lastModified, url: m.url, digest: m.digest }
+    return this.meta == null ? undefined : metaInfoOf(this.meta)
   }
 
   /**

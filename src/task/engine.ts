@@ -1,6 +1,7 @@
 import { Bitfield } from '../utils/bitfield.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_FINISHED_DOWNLOAD_HOLD_MS, DEFAULT_SEED_ANNOUNCE_MS } from './constants.ts'
 import { Download } from './download.ts'
+import { metaInfoOf } from './tracker-port.ts'
 import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
 import type { AnnounceResult, TrackerPort } from './tracker-port.ts'
 import type { FsPieceStore } from '../storage/index.ts'
@@ -187,7 +188,7 @@ export class Engine {
         taskId,
         url: meta.url,
         digest: meta.digest,
-        meta: { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest },
+        meta: metaInfoOf(meta),
         have: Bitfield.from(this.init.store.have(taskId), meta.pieceCount),
         wantGrant: false,
         wantDigests

@@ -1,3 +1,4 @@
+import type { TaskMetadata } from '../storage/index.ts'
 import type { TaskMetaInfo } from '../tracker/index.ts'
 import type { Bitfield } from '../utils/bitfield.ts'
 
@@ -64,4 +65,9 @@ export interface TrackerPort {
 export function trackersTimedOut (err: unknown): boolean {
   const attempts = (err as { attempts?: Array<{ cause?: string }> } | undefined)?.attempts
   return Array.isArray(attempts) && attempts.length > 0 && attempts.every(a => a.cause === 'timeout')
+}
+
+/** What a tracker is told about a task, from its metadata in the store */
+export function metaInfoOf (meta: TaskMetadata): TaskMetaInfo {
+  return { contentLength: meta.contentLength, pieceSize: meta.pieceSize, etag: meta.etag, lastModified: meta.lastModified, url: meta.url, digest: meta.digest }
 }
