@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { spawnDaemon } from '../../src/cli/demo/daemons.ts'
 import { cliPath } from './paths.ts'
-import type { ChildProcess } from 'node:child_process'
+import type { SpawnedDaemon } from '../../src/cli/demo/daemons.ts'
 
 export interface CliResult {
   code: number | null
@@ -30,67 +31,16 @@ export async function runCli (args: string[], options: { env?: Record<string, st
   return { code, stdout, stderr }
 }
 
-export interface DaemonProcess {
-  proc: ChildProcess
-  dataDir: string
-  peerId: string
-  /** dialable multiaddrs with /p2p/ */
-  addrs: string[]
-  control: string
-  output(): string
-  stop(signal?: NodeJS.Signals): Promise<number | null>
-}
+export type DaemonProcess = SpawnedDaemon
 
 /**
- * Spawn `damselfly daemon` on 127.0.0.1 with its own data dir and wait until
- * it printed its addresses. Stop it with stop() (SIGTERM, then SIGKILL).
+ * Spawn `damselfly daemon` on 127.0.0.1 with its own data dir (a temp dir
+ * unless given), a 500 ms heartbeat and no debug output, and wait until it
+ * printed its addresses. Stop it with stop() (SIGTERM, then SIGKILL).
  */
 export async function startDaemon (args: string[] = [], options: { dataDir?: string, env?: Record<string, string> } = {}): Promise<DaemonProcess> {
   const dataDir = options.dataDir ?? await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-daemon-'))
-  const argv = [cliPath(), 'daemon', '--data-dir', dataDir, '--control', '127.0.0.1:0', '--heartbeat-interval', '500', ...args]
-  if (!args.includes('--listen')) {
-    argv.push('--listen', '/ip4/127.0.0.1/tcp/0')
-  }
-  if (!args.includes('--proxy')) {
-    argv.push('--proxy', '')
-  }
-  const proc = spawn(process.execPath, argv, {
-    env: { ...process.env, DEBUG: '', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  proc.stdout!.on('data', (d) => { out += String(d) })
-  proc.stderr!.on('data', (d) => { out += String(d) })
-  const exited = new Promise<number | null>(resolve => proc.on('close', resolve))
-  const deadline = Date.now() + 30_000
-  while (!/control\s+http:\/\/\S+/.test(out)) {
-    if (proc.exitCode != null || Date.now() > deadline) {
-      proc.kill('SIGKILL')
-      throw new Error(`daemon did not start:\n${out}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  const peerId = /peer id\s+(\S+)/.exec(out)![1]
-  const addrs = [...out.matchAll(/^listen\s+(\S+)$/gm)].map(m => m[1])
-  const control = /control\s+http:\/\/(\S+)/.exec(out)![1]
-  return {
-    proc,
-    dataDir,
-    peerId,
-    addrs,
-    control,
-    output: () => out,
-    stop: async (signal = 'SIGTERM') => {
-      if (proc.exitCode == null && proc.signalCode == null) {
-        proc.kill(signal)
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-        const code = await exited
-        clearTimeout(timer)
-        return code
-      }
-      return proc.exitCode
-    }
-  }
+  return spawnDaemon(dataDir, ['--heartbeat-interval', '500', ...args], { DEBUG: '', ...options.env })
 }
 
 export async function stopAll (daemons: DaemonProcess[]): Promise<void> {
