@@ -49,6 +49,13 @@ export const DEFAULT_STALL_MS = 60_000
  */
 export const DEFAULT_TRACKER_LOST_MS = 15_000
 
+/**
+ * An origin run granted by the tracker stops after the piece in hand once the
+ * tracker has not heard from this node for this long: half the tracker's peer
+ * TTL (10 s), after which it hands our grant to another peer
+ */
+export const DEFAULT_GRANT_SILENCE_MS = 5_000
+
 /** A parent that answered busy is not asked again for this long */
 export const DEFAULT_BUSY_BACKOFF_MS = 500
 

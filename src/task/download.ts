@@ -4,7 +4,7 @@ import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS, DEFAULT_SOURCE_STRIPE_PIECES, DeliveryRate, pipelineDepth } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
@@ -65,6 +65,8 @@ export interface DownloadContext {
   fetchPieces(peerId: string, addrs: string[], taskId: string, indexes: number[], options: FetchOptions): Promise<FetchResult[]>
   /** node-wide counters updated as bytes arrive */
   onBytes(source: 'peer' | 'origin', n: number): void
+  /** how long without a tracker answer an origin run granted by it goes on (default DEFAULT_GRANT_SILENCE_MS) */
+  grantSilenceMs?: number
   /** how long a tracker that answered before may be silent before the origin is used (default DEFAULT_TRACKER_LOST_MS) */
   trackerLostMs?: number
   /** nodes that announced a complete copy of the task in the DHT */
@@ -135,6 +137,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private noTracker = false
   /** when the tracker that answered before stopped answering */
   private trackerLostAt = 0
+  /** when the last announce the tracker answered was sent: it counts us live from then */
+  private trackerHeardAt = 0
   /** the last announce failed only by timeouts: the tracker is slow, not gone */
   private trackerSlow = false
   private trackerError?: string
@@ -425,6 +429,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private async tryAnnounce (): Promise<AnnounceResult | undefined> {
     try {
       const have = this.meta != null ? this.haveBitfield() : undefined
+      const sentAt = Date.now()
       const res = await this.ctx.tracker.announce({
         taskId: this.request.taskId,
         url: this.request.url,
@@ -434,6 +439,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         wantGrant: this.request.backToSource === true && this.request.url != null,
         wantDigests: this.needDigests(have)
       }, { signal: this.controller.signal })
+      if (res.direct !== true) {
+        this.trackerHeardAt = sentAt
+      }
       if (this.noTracker) {
         this.log('tracker %s reachable again', res.tracker)
       }
@@ -609,10 +617,13 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       }
       return
     }
+    // grants of a tracker that no longer answers cannot be confirmed: they
+    // are ours to take like any other piece
+    this.trackerGrants.clear()
     const have = this.haveBitfield()
     let added = 0
     for (let i = 0; i < meta.pieceCount; i++) {
-      if (have.get(i) || this.trackerGrants.has(i) || this.selfGrants.has(i) || this.inflight.has(i)) {
+      if (have.get(i) || this.selfGrants.has(i) || this.inflight.has(i)) {
         continue
       }
       // only take what no parent can give
@@ -661,7 +672,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         this.grantEpochUsed = this.grantEpoch
       }
       this.originRuns++
-      this.fetchFromOrigin(meta, run)
+      this.fetchFromOrigin(meta, run, tracked)
         .catch((err) => {
           if (!this.controller.signal.aborted) {
             this.fatal ??= err
@@ -679,7 +690,15 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     }
   }
 
-  private async fetchFromOrigin (meta: TaskMetadata, run: number[]): Promise<void> {
+  /**
+   * Read a run of pieces from the origin, storing each as it completes. A
+   * run granted by the tracker stops early once the tracker has not heard
+   * from us for DEFAULT_GRANT_SILENCE_MS: it will soon count us gone and
+   * give the rest to another peer, and reading on would fetch those pieces
+   * twice.
+   */
+  private async fetchFromOrigin (meta: TaskMetadata, run: number[], tracked: boolean): Promise<void> {
+    const silenceMs = this.ctx.grantSilenceMs ?? DEFAULT_GRANT_SILENCE_MS
     const first = pieceRange(run[0], meta.contentLength, meta.pieceSize)
     const last = pieceRange(run[run.length - 1], meta.contentLength, meta.pieceSize)
     let index = run[0]
@@ -703,6 +722,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
           await this.ctx.store.put(meta.taskId, index, piece, { signal: this.controller.signal })
           this.pieceDone(index, ORIGIN, piece.byteLength)
           index++
+          if (tracked && index <= run[run.length - 1] && Date.now() - this.trackerHeardAt > silenceMs) {
+            this.log('stopping the origin run at piece %d: the tracker has not heard from us for %d ms and may give the rest to others', index, Date.now() - this.trackerHeardAt)
+            return
+          }
           if (index <= run[run.length - 1]) {
             piece = new Uint8Array(pieceRange(index, meta.contentLength, meta.pieceSize).length)
             filled = 0

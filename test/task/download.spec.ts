@@ -222,6 +222,46 @@ describe('Download', () => {
     expect(announces).to.be.at.least(4)
   })
 
+  it('stops reading a granted stripe once the tracker has not heard from it for a while', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const { ctx: plain } = harness(store, data)
+    let answered = false
+    h.ctx.tracker = {
+      ...plain.tracker,
+      // one answer granting every piece, then only timeouts
+      announce: async (req, options) => {
+        if (answered) {
+          throw Object.assign(new Error('No tracker of the task answered'), { name: 'NoTrackerReachableError', attempts: [{ peerId: 'tracker', cause: 'timeout', message: 'timeout' }] })
+        }
+        answered = true
+        const res = await plain.tracker.announce(req, options)
+        return { ...res, parents: [], grant: Array.from({ length: COUNT }, (_, i) => i) }
+      }
+    }
+    h.ctx.grantSilenceMs = 300
+    h.ctx.trackerLostMs = 1_000
+    const ranges: Array<[number, number]> = []
+    const readRange = h.ctx.sources.readRange.bind(h.ctx.sources)
+    h.ctx.sources.readRange = async function * (url, options) {
+      ranges.push([options.start, options.end])
+      // a slow origin: 64 KiB every 50 ms
+      for await (const chunk of readRange(url, options)) {
+        for (let i = 0; i < chunk.byteLength; i += PIECE) {
+          await new Promise(resolve => setTimeout(resolve, 50))
+          yield chunk.subarray(i, i + PIECE)
+        }
+      }
+    }
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await download.done
+    // the first stripe (pieces 0-15) was left after ~300 ms, well before its end;
+    // the rest came later on the download's own grants
+    expect(ranges[0]).to.deep.equal([0, 16 * PIECE])
+    expect(ranges[1][0]).to.be.below(15 * PIECE)
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+  })
+
   it('goes to the origin at once when no tracker ever answered', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
