@@ -11,6 +11,9 @@ export const DEFAULT_STREAM_WINDOW = 8
 /** Verified pieces waiting to be written; beyond it the receiving stream pauses (memory: this many pieces) */
 export const DEFAULT_MAX_PENDING_WRITES = 8
 
+/** Most bytes of piece buffers one download keeps for reuse */
+export const DEFAULT_POOL_BYTES = 32 * 1024 * 1024
+
 /**
  * Concurrent origin range requests of one download. One: the grant is
  * confirmed with the tracker before each run, so a stripe another peer took
