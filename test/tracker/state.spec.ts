@@ -26,7 +26,7 @@ describe('tracker/state', () => {
   it('has the documented timing defaults', () => {
     const state = new TrackerState()
     expect(state.announceIntervalMs).to.equal(1000)
-    expect(state.peerTtlMs).to.equal(10 * DEFAULT_ANNOUNCE_INTERVAL_MS)
+    expect(state.peerTtlMs).to.equal(30 * DEFAULT_ANNOUNCE_INTERVAL_MS)
     expect(state.taskTtlMs).to.equal(DEFAULT_TASK_TTL_MS)
   })
 
