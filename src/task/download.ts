@@ -609,8 +609,12 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     // A tracker that only times out is alive: while pieces still arrive from
     // the parents, the origin is left alone
     const lostMs = this.ctx.trackerLostMs ?? DEFAULT_TRACKER_LOST_MS
-    const trackerGone = this.noTracker && (this.tracker == null ||
-      (now - this.trackerLostAt >= lostMs && (!this.trackerSlow || now - this.lastProgressAt >= lostMs)))
+    // (also one that never answered yet: a burst of new tasks at once - a
+    // registry pull - can keep every tracker busy for seconds); with no
+    // tracker at all, or none reachable, the origin is used at once
+    const trackerGone = this.noTracker && (this.trackerSlow
+      ? now - this.trackerLostAt >= lostMs && now - this.lastProgressAt >= lostMs
+      : this.tracker == null || now - this.trackerLostAt >= lostMs)
     if (!trackerGone && !stalled) {
       return
     }

@@ -262,6 +262,23 @@ describe('Download', () => {
     expect(download.progress().fromOrigin).to.equal(data.byteLength)
   })
 
+  it('when the trackers only time out from the start, waits before reading the origin itself', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    h.ctx.tracker = {
+      ...h.ctx.tracker,
+      announce: async () => {
+        throw Object.assign(new Error('No tracker of the task answered'), { name: 'NoTrackerReachableError', attempts: [{ peerId: 'tracker', cause: 'timeout', message: 'timeout' }] })
+      }
+    }
+    h.ctx.trackerLostMs = 1_000
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    expect(h.originBytes(), 'origin body bytes before the wait is over').to.equal(0)
+    await download.done
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+  })
+
   it('goes to the origin at once when no tracker ever answered', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
