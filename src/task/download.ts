@@ -602,16 +602,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const meta = this.meta!
     const canUseOrigin = this.request.backToSource === true && this.request.url != null
     const stalled = now - this.lastProgressAt > DEFAULT_STALL_MS
-    // a tracker that answered before and now times out is most often one
-    // whose links are saturated: the parents it named keep serving, so only
-    // a long silence sends this node to the origin on its own (taking every
-    // piece no parent holds at once cost up to 1.6x S of origin egress)
-    // A tracker that only times out is alive: while pieces still arrive from
-    // the parents, the origin is left alone
+    // Without a tracker, this node takes from the origin every piece no parent
+    // holds, so it must not decide that too early (that cost up to 11x S of
+    // origin egress). A tracker that only times out - before or after its
+    // first answer - is alive behind saturated links or busy: the origin waits
+    // until it has been silent AND no piece arrived for lostMs. One that
+    // answered before and is now unreachable waits lostMs; with no tracker at
+    // all (none elected, none reachable) the origin is used at once.
     const lostMs = this.ctx.trackerLostMs ?? DEFAULT_TRACKER_LOST_MS
-    // (also one that never answered yet: a burst of new tasks at once - a
-    // registry pull - can keep every tracker busy for seconds); with no
-    // tracker at all, or none reachable, the origin is used at once
     const trackerGone = this.noTracker && (this.trackerSlow
       ? now - this.trackerLostAt >= lostMs && now - this.lastProgressAt >= lostMs
       : this.tracker == null || now - this.trackerLostAt >= lostMs)

@@ -10,9 +10,11 @@ import { createDefaultSources, SourceRegistry } from '../../src/source/index.ts'
 import { FsPieceStore } from '../../src/storage/index.ts'
 import { Download } from '../../src/task/download.ts'
 import { taskIdFromDigest } from '../../src/task/id.ts'
+import { NoTrackerReachableError } from '../../src/tracker/errors.ts'
 import { Bitfield } from '../../src/utils/bitfield.ts'
 import type { DownloadContext } from '../../src/task/download.ts'
 import type { AnnounceResult, TrackerPort } from '../../src/task/tracker-port.ts'
+import type { TrackerFailureCause } from '../../src/tracker/errors.ts'
 import type { FetchResult } from '../../src/transfer/index.ts'
 
 const PIECE = 64 * 1024
@@ -68,11 +70,16 @@ function harness (store: FsPieceStore, data: Uint8Array, parentHas = COUNT): { c
   return { ctx, requested, taskId }
 }
 
+/** What the tracker port throws when every tracker tried failed for `cause` */
+function noTrackerAnswered (cause: TrackerFailureCause): NoTrackerReachableError {
+  return new NoTrackerReachableError('No tracker of the task answered', [{ peerId: 'tracker', cause, message: cause }])
+}
+
 /**
  * A tracker that answers once and then times out, a parent that serves
  * slowly but steadily, and a real file:// origin holding the same bytes
  */
-async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uint8Array, parentHas = COUNT, failure = 'timeout', msPerPiece = 20): Promise<{ ctx: DownloadContext, originBytes(): number, url: string, taskId: string }> {
+async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uint8Array, parentHas = COUNT, failure: TrackerFailureCause = 'timeout', msPerPiece = 20): Promise<{ ctx: DownloadContext, originBytes(): number, url: string, taskId: string }> {
   const { ctx, taskId } = harness(store, data, parentHas)
   const file = path.join(dir, 'origin.bin')
   await fs.writeFile(file, data)
@@ -86,7 +93,7 @@ async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uin
         answered = true
         return { ...(await announce(req, options)), intervalMs: 100 }
       }
-      throw Object.assign(new Error('No tracker of the task answered'), { name: 'NoTrackerReachableError', attempts: [{ peerId: 'tracker', cause: failure, message: failure }] })
+      throw noTrackerAnswered(failure)
     }
   }
   ctx.sources = createDefaultSources({ onBytes: (n) => { originBytes += n } })
@@ -232,7 +239,7 @@ describe('Download', () => {
       // one answer granting every piece, then only timeouts
       announce: async (req, options) => {
         if (answered) {
-          throw Object.assign(new Error('No tracker of the task answered'), { name: 'NoTrackerReachableError', attempts: [{ peerId: 'tracker', cause: 'timeout', message: 'timeout' }] })
+          throw noTrackerAnswered('timeout')
         }
         answered = true
         const res = await plain.tracker.announce(req, options)
@@ -268,7 +275,7 @@ describe('Download', () => {
     h.ctx.tracker = {
       ...h.ctx.tracker,
       announce: async () => {
-        throw Object.assign(new Error('No tracker of the task answered'), { name: 'NoTrackerReachableError', attempts: [{ peerId: 'tracker', cause: 'timeout', message: 'timeout' }] })
+        throw noTrackerAnswered('timeout')
       }
     }
     h.ctx.trackerLostMs = 1_000
