@@ -3,9 +3,7 @@
  * process of the bench (on 127.0.0.1, or inside a namespace), with its
  * access log read from its output to count what it served.
  */
-import fs from 'node:fs/promises'
-import path from 'node:path'
-import { REGISTRY_BIN } from '../../test/proxy/registry.ts'
+import { REGISTRY_BIN, writeRegistryConfig } from '../../test/proxy/registry.ts'
 import { inNamespace } from '../fanout/netns.ts'
 import type { Guard } from '../fanout/guard.ts'
 import type { Resources, Watched } from '../lib/proc.ts'
@@ -45,22 +43,7 @@ export class BenchRegistry {
    * `dir`; `ns` runs it inside that network namespace
    */
   static async start (dir: string, host: string, port: number, ns: string | undefined, resources: Resources, guard: Guard): Promise<BenchRegistry> {
-    const config = path.join(dir, 'config.yml')
-    await fs.mkdir(path.join(dir, 'storage'), { recursive: true })
-    await fs.writeFile(config, [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      '  formatter: text',
-      '  accesslog:',
-      '    disabled: false',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${path.join(dir, 'storage')}`,
-      'http:',
-      `  addr: ${host}:${port}`,
-      ''
-    ].join('\n'))
+    const config = await writeRegistryConfig(dir, `${host}:${port}`, { logLevel: 'info' })
     const [cmd, args] = ns == null ? [REGISTRY_BIN, ['serve', config]] : inNamespace(ns, REGISTRY_BIN, ['serve', config])
     const w = resources.spawnWatched(cmd, args)
     guard.track(w.proc)

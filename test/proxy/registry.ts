@@ -70,6 +70,31 @@ export interface TestRegistry {
 }
 
 /**
+ * Write a docker-registry config into `dir` (storage in `dir/storage`, the
+ * access log on, listening on `addr`) and return its path
+ */
+export async function writeRegistryConfig (dir: string, addr: string, options: { logLevel: string, deletes?: boolean }): Promise<string> {
+  const config = path.join(dir, 'config.yml')
+  await fs.mkdir(path.join(dir, 'storage'), { recursive: true })
+  await fs.writeFile(config, [
+    'version: 0.1',
+    'log:',
+    `  level: ${options.logLevel}`,
+    '  formatter: text',
+    '  accesslog:',
+    '    disabled: false',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${path.join(dir, 'storage')}`,
+    ...(options.deletes === true ? ['  delete:', '    enabled: true'] : []),
+    'http:',
+    `  addr: ${addr}`,
+    ''
+  ].join('\n'))
+  return config
+}
+
+/**
  * Start `docker-registry serve` on a free loopback port with its storage in
  * `dir`. `stop()` ends it; `start()` brings it back on the same port with
  * the same storage.
@@ -77,24 +102,7 @@ export interface TestRegistry {
 export async function startRegistry (dir: string): Promise<TestRegistry> {
   const port = await freePort()
   const host = `127.0.0.1:${port}`
-  const config = path.join(dir, 'config.yml')
-  await fs.mkdir(path.join(dir, 'storage'), { recursive: true })
-  await fs.writeFile(config, [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  formatter: text',
-    '  accesslog:',
-    '    disabled: false',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${path.join(dir, 'storage')}`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    `  addr: ${host}`,
-    ''
-  ].join('\n'))
+  const config = await writeRegistryConfig(dir, host, { logLevel: 'warn', deletes: true })
   let out = ''
   let proc: ChildProcess | undefined
   let exited: Promise<void> | undefined
