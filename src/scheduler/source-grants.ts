@@ -204,7 +204,7 @@ export class SourceGrants {
     }
     if (this.#pieceCount == null) {
       this.#pieceCount = pieceCount
-      this.#stripe = Math.max(1, Math.min(this.stripePieces, Math.ceil(pieceCount / this.maxSourcePeers)))
+      this.#stripe = stripeWidth(pieceCount, this.stripePieces, this.maxSourcePeers)
     }
   }
 
@@ -367,4 +367,13 @@ export class SourceGrants {
       this.#deadline.delete(peer)
     }
   }
+}
+
+/**
+ * Pieces per source stripe of a task: `stripePieces`, fewer for small tasks
+ * so that each of `maxSourcePeers` slots gets a stripe. Grantees use it too,
+ * to read a started stripe to its end on one grant.
+ */
+export function stripeWidth (pieceCount: number, stripePieces = DEFAULT_SOURCE_STRIPE_PIECES, maxSourcePeers = DEFAULT_MAX_SOURCE_PEERS): number {
+  return Math.max(1, Math.min(stripePieces, Math.ceil(pieceCount / maxSourcePeers)))
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { TypedEventEmitter } from 'main-event'
-import { PiecePicker, Blocklist, DEFAULT_MAX_SOURCE_PEERS, DEFAULT_PIPELINE_MAX_DEPTH, DEFAULT_SOURCE_STRIPE_PIECES, DeliveryRate, pipelineDepth } from '../scheduler/index.ts'
+import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipelineDepth, stripeWidth } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
 import { PieceBufferPool } from '../transfer/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
@@ -1016,6 +1016,6 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
 
 /** The end (exclusive) of the tracker's source stripe that holds piece `index` (as SourceGrants cuts them by default) */
 function stripeEnd (index: number, pieceCount: number): number {
-  const stripe = Math.max(1, Math.min(DEFAULT_SOURCE_STRIPE_PIECES, Math.ceil(pieceCount / DEFAULT_MAX_SOURCE_PEERS)))
+  const stripe = stripeWidth(pieceCount)
   return Math.min(pieceCount, (Math.floor(index / stripe) + 1) * stripe)
 }
