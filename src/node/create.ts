@@ -15,6 +15,7 @@ import { parseConfig } from '../config/index.ts'
 import { ConfigError } from '../errors.ts'
 import { DAMSELFLY_VERSION } from '../version.ts'
 import { damselfly, kadProtocol } from './damselfly.ts'
+import { gossipFastMsgId } from './gossip-id.ts'
 import { loadOrCreateIdentity, readSwarmKey } from './identity.ts'
 import type { Damselfly, DamselflyInit, NodeStatus } from './damselfly.ts'
 import type { NodeConfig, NodeConfigInput } from '../config/index.ts'
@@ -141,7 +142,9 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
         // they sank below the graylist threshold and no heartbeat got through:
         // 16 loopback daemons never saw a member. Our topic carries only signed,
         // validated heartbeats, so the penalty protects nothing here.
-        scoreParams: { IPColocationFactorWeight: 0 }
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // drop forwarded copies before their signature is checked again (gossip-id.ts)
+        fastMsgIdFn: gossipFastMsgId
       }),
       damselfly: damselfly({
         dataDir: config.dataDir,
