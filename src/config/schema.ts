@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 
 /**
  * Fixed, documented default ports. All can be overridden.
@@ -95,8 +96,8 @@ export const connectionsSchema = z.strictObject({
 })
 
 export const transferSchema = z.strictObject({
-  /** Pieces sent at once by this node. Default: 16 */
-  uploadSlots: z.number().int().min(1).max(1024).default(16),
+  /** Pieces sent at once by this node. Default: 4 */
+  uploadSlots: z.number().int().min(1).max(1024).default(DEFAULT_UPLOAD_SLOTS),
   /** Upload limit of the node in bytes/s (e.g. 100MiB); 0 = unlimited. Default: 0 */
   uploadRate: byteSize.default(0),
   /** Download limit of the node in bytes/s; 0 = unlimited. Default: 0 */
