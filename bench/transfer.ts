@@ -24,6 +24,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { YAMUX_MAX_STREAM_WINDOW } from '../src/node/muxer.ts'
 import { FsPieceStore } from '../src/storage/index.ts'
 import { taskIdFromDigest } from '../src/task/id.ts'
 import { choosePieceSize } from '../src/task/piece-size.ts'
@@ -406,7 +407,7 @@ function parseOptions (args: Args): TransferOptions {
 async function run (args: Args, res: Resources): Promise<string> {
   const o = parseOptions(args)
   print(`transfer: ${fmtBytes(o.size)} parent → child over 127.0.0.1, separate processes, ${o.runs} runs, rows interleaved; median (min–max)`)
-  print(`  writes ${fmtBytes(o.chunk)} (b, c wait for ${o.drain === 'event' ? 'the \'drain\' event' : 'stream.onDrain()'} when send() returns false); pieces ${fmtBytes(o.pieceSize)}; piece fetch: ${o.streams} stream(s), ${o.outstanding} indexes in flight per stream, ${o.batch} indexes per fetch, ${o.pool ? 'pooled piece buffers' : 'a fresh buffer per piece'}; yamux window ${o.streamWindow == null ? 'default (16 MiB)' : fmtBytes(o.streamWindow)}`)
+  print(`  writes ${fmtBytes(o.chunk)} (b, c wait for ${o.drain === 'event' ? 'the \'drain\' event' : 'stream.onDrain()'} when send() returns false); pieces ${fmtBytes(o.pieceSize)}; piece fetch: ${o.streams} stream(s), ${o.outstanding} indexes in flight per stream, ${o.batch} indexes per fetch, ${o.pool ? 'pooled piece buffers' : 'a fresh buffer per piece'}; yamux window ${fmtBytes(o.streamWindow ?? YAMUX_MAX_STREAM_WINDOW)}`)
 
   progress(`writing ${fmtBytes(o.size)} of random data to ${os.tmpdir()} and importing it into the parent's store`)
   const src = await makeSource(res, o)
@@ -523,7 +524,7 @@ export const transferBench: Bench = {
     { name: 'streams', describe: 'transfer: concurrent piece fetches (one stream each) in rows d–e (1)' },
     { name: 'outstanding', describe: 'transfer: requested-but-unanswered pieces per stream in rows d–e (16)' },
     { name: 'batch', describe: 'transfer: indexes per fetch() call (64)' },
-    { name: 'stream-window', describe: 'transfer: yamux maxStreamWindowSize of both nodes in rows b–e, e.g. 4MiB (yamux default 16 MiB): bounds what arrives after the child pauses' },
+    { name: 'stream-window', describe: 'transfer: yamux maxStreamWindowSize of both nodes in rows b–e, e.g. 16MiB (the node\'s: 4 MiB, src/node/muxer.ts): bounds what arrives after the child pauses' },
     { name: 'no-pool', describe: 'transfer: rows d–e receive every piece into a fresh buffer instead of a PieceBufferPool (the engine\'s behaviour before it passes a pool)', boolean: true },
     { name: 'on-drain', describe: 'transfer: rows b–c wait with stream.onDrain() instead of the \'drain\' event (shows the @libp2p/utils 7.4.1 bug: unbounded send queue)', boolean: true },
     { name: 'max-foreign', describe: 'transfer: a run is noisy when other processes used more than this many cores on average during it (0.2)' },

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import net from 'node:net'
 import { performance, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
+import { YAMUX_STREAM_OPTIONS } from '../../src/node/muxer.ts'
 import { procStatusKiB } from '../lib/proc.ts'
 import type { FsPieceStore } from '../../src/storage/index.ts'
 import type { PieceSource, PieceTransfer } from '../../src/transfer/index.ts'
@@ -62,7 +63,7 @@ export interface WorkerInit {
   batch?: number
   /** child (piece): receive into a PieceBufferPool (released once stored), as the engine should; false: a fresh buffer per piece */
   pool?: boolean
-  /** yamux maxStreamWindowSize of both nodes (default: yamux's 16 MiB) */
+  /** yamux maxStreamWindowSize of both nodes (default: the node's, src/node/muxer.ts) */
   streamWindow?: number
   /** piece service: requested-but-unanswered indexes per stream */
   outstanding?: number
@@ -109,8 +110,6 @@ export interface WorkerReport {
 }
 
 const STREAM_PROTOCOL = '/damselfly-bench/bulk/1.0.0'
-/** yamux as the node uses it (src/node/create.ts): the read buffer holds a full 16 MiB window while a reader is paused */
-const YAMUX_MAX_READ_BUFFER = 32 * 1024 * 1024
 
 function send (msg: unknown): void {
   process.send?.(msg)
@@ -140,7 +139,8 @@ async function createNode (init: WorkerInit, services: Record<string, any> = {})
     addresses: { listen: init.role === 'parent' ? ['/ip4/127.0.0.1/tcp/0'] : [] },
     transports: [tcp()],
     connectionEncrypters: [encrypter],
-    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: YAMUX_MAX_READ_BUFFER, ...(init.streamWindow != null ? { maxStreamWindowSize: init.streamWindow } : {}) } })],
+    // yamux as the node runs it (src/node/muxer.ts) unless --stream-window says otherwise
+    streamMuxers: [yamux({ streamOptions: { ...YAMUX_STREAM_OPTIONS, ...(init.streamWindow != null ? { maxStreamWindowSize: init.streamWindow } : {}) } })],
     services
   })
 }

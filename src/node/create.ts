@@ -17,6 +17,7 @@ import { DAMSELFLY_VERSION } from '../version.ts'
 import { damselfly, kadProtocol } from './damselfly.ts'
 import { gossipFastMsgId } from './gossip-id.ts'
 import { loadOrCreateIdentity, readSwarmKey } from './identity.ts'
+import { YAMUX_STREAM_OPTIONS } from './muxer.ts'
 import type { Damselfly, DamselflyInit, NodeStatus } from './damselfly.ts'
 import type { NodeConfig, NodeConfigInput } from '../config/index.ts'
 import type { SwarmPeer } from '../swarm/index.ts'
@@ -38,9 +39,6 @@ async function loadQuic (): Promise<any> {
     throw new ConfigError(`quic: true needs the ${QUIC_PACKAGE} package (${err.code ?? err.message}); install it with \`npm install ${QUIC_PACKAGE}@^2.1.1\` or turn QUIC off`)
   }
 }
-
-/** yamux must buffer at least one full stream window while a reader is paused (notes/libp2p-v3.md P15) */
-const YAMUX_MAX_READ_BUFFER = 32 * 1024 * 1024
 
 export interface CreateDamselflyOptions {
   /** node configuration (see config/default.yaml); validated */
@@ -107,7 +105,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
     // faster in every bench run (bench/transfer); Noise stays for peers
     // that only speak it
     connectionEncrypters: [tls(), noise()],
-    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: YAMUX_MAX_READ_BUFFER } })],
+    streamMuxers: [yamux({ streamOptions: { ...YAMUX_STREAM_OPTIONS } })],
     connectionProtector: psk != null ? preSharedKey({ psk }) : undefined,
     connectionManager: {
       maxConnections: config.connections.max,
