@@ -499,6 +499,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       if (this.tracker != null && this.tracker !== res.tracker) {
         this.log('tracker changed %s → %s', this.tracker, res.tracker)
         this.trackerKnows = []
+      } else if (this.tracker == null) {
+        this.log('tracker %s', res.tracker)
       }
       this.tracker = res.tracker
       this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS

@@ -159,6 +159,12 @@ function metaToWire (meta: TaskMetaInfo, pieceDigests?: Array<Uint8Array | undef
   }
 }
 
+/** Whether this node is the first elected tracker of `taskId` in its own view (or the view holds nobody) */
+export function isFirstElected (taskId: string, ctx: Pick<RpcContext, 'self' | 'eligiblePeers' | 'replicas'>): boolean {
+  const elected = electTrackers(taskId, ctx.eligiblePeers(), ctx.replicas)
+  return elected.length === 0 || elected[0] === ctx.self
+}
+
 /**
  * Whom to send a request for `taskId` to instead of serving it here, by this
  * node's own view: `undefined` to serve.
@@ -299,7 +305,13 @@ function announce (from: string, req: TrackerRequest, now: number, ctx: RpcConte
     uploadSlots: body.uploadSlots,
     freeUploadSlots: body.freeUploadSlots,
     version: body.version,
-    wantGrant: body.wantGrant,
+    // Only the first elected tracker grants origin reads. The other replica
+    // keeps standby registrations and names parents, so it can take over; if
+    // it granted too, the two would hand out the same stripes independently
+    // whenever nodes' views of the members differ for a moment (seen in the
+    // mirror bench: the registry served a 64 MiB layer twice). When the first
+    // one is gone, the views drop it and this node becomes the first.
+    wantGrant: body.wantGrant && isFirstElected(req.taskId, ctx),
     wantDigests: body.wantDigests,
     zone: body.zone
   }
@@ -313,6 +325,7 @@ function announce (from: string, req: TrackerRequest, now: number, ctx: RpcConte
   }
   if (result.grant.length > 0) {
     ctx.count?.('grants')
+    ctx.log('%s may read %d pieces of task %s from the origin, from piece %d', from, result.grant.length, req.taskId, result.grant[0])
   }
   return {
     ...bareResponse(TrackerResponse.Status.OK),

@@ -86,6 +86,33 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(t.counts.registrations).to.equal(2)
     })
 
+    it('grants origin reads only from the first elected tracker; the second names parents but grants nothing', async () => {
+      const [x, y] = await Promise.all([net.addTracker({ replicas: 2 }), net.addTracker({ replicas: 2 })])
+      const both = [x.id, y.id]
+      x.rpc.eligiblePeers = () => both
+      y.rpc.eligiblePeers = () => both
+      const [first, second] = electTrackers(T, both, 2).map(id => net.trackers.get(id)!)
+      const [a, b] = await Promise.all([newPeerId(), newPeerId()])
+
+      // the same announce to each replica: both serve it, one grants
+      for (const client of [net.client(a), net.client(b)]) {
+        const toFirst = await client.announce(first.peerId, announce({ meta: metaOf(8), wantGrant: true }))
+        const toSecond = await client.announce(second.peerId, announce({ meta: metaOf(8), wantGrant: true }))
+        expect(toFirst.status).to.equal('ok')
+        expect(toSecond.status).to.equal('ok')
+        expect(toSecond.grant).to.deep.equal([], 'a second replica must not hand out stripes the first may have granted')
+      }
+      expect(first.state.grantsOf(T, a.toString()).length + first.state.grantsOf(T, b.toString()).length).to.be.greaterThan(0)
+      expect(second.state.grantsOf(T, a.toString())).to.deep.equal([])
+      // the second one knows both peers (standby), so it can name them as parents
+      expect(second.state.tasks()).to.have.length(1)
+
+      // once the first is out of its view, the second grants
+      second.rpc.eligiblePeers = () => [second.id]
+      const after = await net.client(a).announce(second.peerId, announce({ wantGrant: true }))
+      expect(after.grant.length).to.be.greaterThan(0)
+    })
+
     it('answers REDIRECT when the tracker is not elected in its own view', async () => {
       const elected = await net.addTracker({ replicas: 1 })
       const other = await net.addTracker({ replicas: 1 })
