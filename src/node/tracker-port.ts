@@ -20,7 +20,19 @@ export interface TrackerPortInit {
   selfAddrs(): string[]
   uploadSlots(): number
   freeUploadSlots(): number
+  /** the clock, ms (tests) */
+  now?(): number
 }
+
+/**
+ * How often the standby tracker of a task hears a whole announce from us.
+ * It needs our registration and bitfield only to take over when the first
+ * tracker fails, and our first announce to it then brings both anyway, so a
+ * copy of every announce (one per second while downloading) only doubled the
+ * tracker requests of a busy swarm. Reports still reach it at once (they
+ * carry the digests it must hand out after a takeover).
+ */
+export const STANDBY_ANNOUNCE_INTERVAL_MS = 5_000
 
 function toMultiaddrs (addrs: string[]): Multiaddr[] {
   return addrs.flatMap(a => {
@@ -46,6 +58,8 @@ export class TrackerPortAdapter implements TrackerPort {
 
   /** the other elected trackers each task registered with, which get our reports too */
   private readonly secondaries = new Map<string, Set<string>>()
+  /** per task, when each standby tracker last got an announce from us */
+  private readonly standbyAt = new Map<string, Map<string, number>>()
 
   private wireRequest (req: AnnounceRequest): Omit<TrackerAnnounceRequest, 'taskId'> {
     return {
@@ -87,7 +101,14 @@ export class TrackerPortAdapter implements TrackerPort {
         }
       }
     }
+    const now = this.init.now?.() ?? Date.now()
+    const sent = this.standbyAt.get(req.taskId) ?? new Map<string, number>()
+    this.standbyAt.set(req.taskId, sent)
     for (const other of others) {
+      if (now - (sent.get(other) ?? -Infinity) < STANDBY_ANNOUNCE_INTERVAL_MS) {
+        continue
+      }
+      sent.set(other, now)
       // a standby registration: no grant from it, so the origin is read once
       this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { retries: 0 }).catch(() => {})
     }
@@ -134,6 +155,7 @@ export class TrackerPortAdapter implements TrackerPort {
       }
     }
     this.secondaries.delete(taskId)
+    this.standbyAt.delete(taskId)
     await this.init.tracker.client.leave(trackerId, taskId, { retries: 0 })
   }
 
