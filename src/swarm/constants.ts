@@ -12,6 +12,14 @@ export const MAX_PROTOCOL_LENGTH = 128
 /** A member is live while heard within this many of its own heartbeat intervals */
 export const LIVE_HEARTBEATS = 3
 
+/**
+ * Two heartbeats of a member are from the same run of its process when the
+ * start times they imply (arrival − uptime) differ by less than this (or one
+ * heartbeat interval, if longer): delivery delays shift the estimate, a
+ * restart moves it by at least the restart's own duration.
+ */
+export const SAME_RUN_TOLERANCE_MS = 10_000
+
 /** A member not heard within this many intervals is forgotten */
 export const FORGET_HEARTBEATS = 20
 

@@ -2,7 +2,7 @@ import { repeatingTask } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import { Heartbeat } from '../pb/members.ts'
-import { FORGET_HEARTBEATS, HEARTBEAT_DEBOUNCE_MS, LIVE_HEARTBEATS, MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_PROTOCOLS, MAX_PROTOCOL_LENGTH } from './constants.ts'
+import { FORGET_HEARTBEATS, HEARTBEAT_DEBOUNCE_MS, LIVE_HEARTBEATS, SAME_RUN_TOLERANCE_MS, MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_PROTOCOLS, MAX_PROTOCOL_LENGTH } from './constants.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
 import type { RepeatingTask } from '@libp2p/utils'
@@ -256,17 +256,21 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     }
     const id = msg.from.toString()
     const prev = this.entries.get(id)
-    if (prev != null && prev.hb.seq >= hb.seq && prev.hb.uptimeMs <= hb.uptimeMs) {
-      // a reordered or duplicate heartbeat of the same run
+    const now = this.now()
+    if (prev != null && !supersedes(prev, hb, now)) {
+      // a duplicate, or an older heartbeat delivered late
       return
     }
-    const entry: Entry = { hb, lastHeard: this.now(), live: true }
+    const entry: Entry = { hb, lastHeard: now, live: true }
     this.entries.set(id, entry)
     const member = toMember(id, entry, true)
     if (prev == null || !prev.live) {
       this.log('member %s joined (%s, eligible=%s)', id, hb.version, hb.trackerEligible)
       this.safeDispatchEvent('member:joined', { detail: member })
     } else {
+      if (prev.hb.trackerEligible !== hb.trackerEligible) {
+        this.log('member %s is %s tracker-eligible (%d addresses)', id, hb.trackerEligible ? 'now' : 'no longer', hb.addrs.length)
+      }
       this.safeDispatchEvent('member:updated', { detail: member })
     }
   }
@@ -285,6 +289,23 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
       }
     }
   }
+}
+
+/**
+ * Whether heartbeat `hb`, arriving at `now`, replaces what we hold of its
+ * member (`prev`, heard at `prev.lastHeard`). Within one run of the member a
+ * higher seq wins. Across runs (a restart resets seq and uptime) the later
+ * run wins. Before, a late copy of a member's first heartbeat - sent before
+ * it listened, so with no address and not tracker-eligible - replaced newer
+ * ones for up to an interval, and nodes elected different trackers.
+ */
+export function supersedes (prev: { hb: Pick<Heartbeat, 'seq' | 'uptimeMs' | 'intervalMs'>, lastHeard: number }, hb: Pick<Heartbeat, 'seq' | 'uptimeMs'>, now: number): boolean {
+  const prevStart = prev.lastHeard - Number(prev.hb.uptimeMs)
+  const start = now - Number(hb.uptimeMs)
+  if (Math.abs(start - prevStart) < Math.max(SAME_RUN_TOLERANCE_MS, prev.hb.intervalMs)) {
+    return hb.seq > prev.hb.seq
+  }
+  return start > prevStart
 }
 
 export function membersTopic (swarm: string): string {

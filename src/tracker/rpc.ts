@@ -325,7 +325,7 @@ function announce (from: string, req: TrackerRequest, now: number, ctx: RpcConte
   }
   if (result.grant.length > 0) {
     ctx.count?.('grants')
-    ctx.log('%s may read %d pieces of task %s from the origin, from piece %d', from, result.grant.length, req.taskId, result.grant[0])
+    ctx.log('%s may read %d pieces of task %s from the origin, from piece %d (eligible: %s)', from, result.grant.length, req.taskId, result.grant[0], [...ctx.eligiblePeers()].length)
   }
   return {
     ...bareResponse(TrackerResponse.Status.OK),
