@@ -145,9 +145,18 @@ export function electTrackers (taskId: string, eligiblePeers: Iterable<string>, 
  * tracker of the full view after at most one redirect.
  */
 export function redirectHint (taskId: string, self: string, eligiblePeers: Iterable<string>, r: number = DEFAULT_TRACKER_REPLICAS): string | undefined {
+  return trackerRole(taskId, self, eligiblePeers, r).redirect
+}
+
+/**
+ * `redirectHint` and whether `self` is the first elected tracker (or sees
+ * nobody eligible), from one election: only the first one grants origin
+ * reads, so two replicas never hand out the same pieces.
+ */
+export function trackerRole (taskId: string, self: string, eligiblePeers: Iterable<string>, r: number = DEFAULT_TRACKER_REPLICAS): { redirect?: string, first: boolean } {
   const elected = electTrackers(taskId, eligiblePeers, r)
   if (elected.length === 0 || elected.includes(self)) {
-    return undefined
+    return { first: elected.length === 0 || elected[0] === self }
   }
-  return elected[0]
+  return { redirect: elected[0], first: false }
 }

@@ -20,5 +20,5 @@
  */
 
 export { DEFAULT_TRACKER_REPLICAS } from './constants.ts'
-export { electTrackers, isEligible, redirectHint, rendezvousScore } from './election.ts'
+export { electTrackers, isEligible, redirectHint, rendezvousScore, trackerRole } from './election.ts'
 export type { EligibilityInput, SupernodeMode } from './election.ts'

@@ -8,7 +8,7 @@
 
 import { InvalidParametersError } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { electTrackers, redirectHint } from '../election/index.ts'
+import { electTrackers, trackerRole } from '../election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../pb/tracker.ts'
 import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
 import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
@@ -159,28 +159,32 @@ function metaToWire (meta: TaskMetaInfo, pieceDigests?: Array<Uint8Array | undef
   }
 }
 
-/** Whether this node is the first elected tracker of `taskId` in its own view (or the view holds nobody) */
-export function isFirstElected (taskId: string, ctx: Pick<RpcContext, 'self' | 'eligiblePeers' | 'replicas'>): boolean {
-  const elected = electTrackers(taskId, ctx.eligiblePeers(), ctx.replicas)
-  return elected.length === 0 || elected[0] === ctx.self
+/** This node's own view of who tracks a task, from one election per request */
+export interface ElectionView {
+  /** whom to send the request to instead of serving it here; undefined to serve */
+  redirect?: string
+  /** this node is the first elected tracker (or sees nobody eligible): only the first grants origin reads */
+  first: boolean
+  /** how many eligible peers the view holds (for logs) */
+  eligible: number
 }
 
 /**
- * Whom to send a request for `taskId` to instead of serving it here, by this
- * node's own view: `undefined` to serve.
+ * Where a request for `taskId` belongs by this node's own view (serve when
+ * elected, or when nobody is eligible), and whether this node may grant.
  *
  * @throws {NotATrackerError} when this node does not serve and knows no tracker
  */
-export function redirectTarget (taskId: string, ctx: Pick<RpcContext, 'self' | 'eligiblePeers' | 'replicas' | 'serve'>): string | undefined {
+export function electionView (taskId: string, ctx: Pick<RpcContext, 'self' | 'eligiblePeers' | 'replicas' | 'serve'>): ElectionView {
   const eligible = [...ctx.eligiblePeers()]
-  if (ctx.serve) {
-    return redirectHint(taskId, ctx.self, eligible, ctx.replicas)
+  if (!ctx.serve) {
+    const elected = electTrackers(taskId, eligible.filter(p => p !== ctx.self), ctx.replicas)
+    if (elected.length === 0) {
+      throw new NotATrackerError('This node does not serve as a tracker and sees no eligible tracker - refresh the eligible set and ask another node')
+    }
+    return { redirect: elected[0], first: false, eligible: eligible.length }
   }
-  const elected = electTrackers(taskId, eligible.filter(p => p !== ctx.self), ctx.replicas)
-  if (elected.length === 0) {
-    throw new NotATrackerError('This node does not serve as a tracker and sees no eligible tracker - refresh the eligible set and ask another node')
-  }
-  return elected[0]
+  return { ...trackerRole(taskId, ctx.self, eligible, ctx.replicas), eligible: eligible.length }
 }
 
 /**
@@ -222,7 +226,8 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
     return direct(req, ctx)
   }
 
-  const hint = redirectTarget(req.taskId, ctx)
+  const view = electionView(req.taskId, ctx)
+  const hint = view.redirect
   if (hint != null) {
     const addrs = await ctx.addressesOf?.(hint).catch(() => []) ?? []
     ctx.log.trace('redirecting %s from %s for task %s to %s', req.type, from, req.taskId, hint)
@@ -235,7 +240,7 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
   const now = ctx.now()
   switch (req.type) {
     case TrackerRequest.MessageType.ANNOUNCE:
-      return announce(from, req, now, ctx)
+      return announce(from, req, now, view, ctx)
     case TrackerRequest.MessageType.REPORT: {
       if (req.report == null) {
         throw new InvalidParametersError('A REPORT request needs a report body - set report.pieces')
@@ -290,7 +295,7 @@ function direct (req: TrackerRequest, ctx: RpcContext): TrackerResponse {
   }
 }
 
-function announce (from: string, req: TrackerRequest, now: number, ctx: RpcContext): TrackerResponse {
+function announce (from: string, req: TrackerRequest, now: number, view: ElectionView, ctx: RpcContext): TrackerResponse {
   const body = req.announce
   if (body == null) {
     throw new InvalidParametersError('An ANNOUNCE request needs an announce body')
@@ -311,7 +316,7 @@ function announce (from: string, req: TrackerRequest, now: number, ctx: RpcConte
     // whenever nodes' views of the members differ for a moment (seen in the
     // mirror bench: the registry served a 64 MiB layer twice). When the first
     // one is gone, the views drop it and this node becomes the first.
-    wantGrant: body.wantGrant && isFirstElected(req.taskId, ctx),
+    wantGrant: body.wantGrant && view.first,
     wantDigests: body.wantDigests,
     zone: body.zone
   }
@@ -325,7 +330,7 @@ function announce (from: string, req: TrackerRequest, now: number, ctx: RpcConte
   }
   if (result.grant.length > 0) {
     ctx.count?.('grants')
-    ctx.log('%s may read %d pieces of task %s from the origin, from piece %d (eligible: %s)', from, result.grant.length, req.taskId, result.grant[0], [...ctx.eligiblePeers()].length)
+    ctx.log('%s may read %d pieces of task %s from the origin, from piece %d (eligible: %s)', from, result.grant.length, req.taskId, result.grant[0], view.eligible)
   }
   return {
     ...bareResponse(TrackerResponse.Status.OK),
