@@ -14,11 +14,23 @@ import type { Cluster, DaemonOptions, OriginRequest, Peer } from './cluster.ts'
 import type { DownloadProgress } from '../../src/task/download.ts'
 
 /**
- * After the swarm formed, the daemons' CPU is measured over this idle window
+ * After the swarm settled, the daemons' CPU is measured over this idle window
  * before the tasks are posted: the swarm's background cost (membership
  * heartbeats, gossip, pings), which a busy run pays too
  */
 const IDLE_WINDOW_MS = 5000
+
+/**
+ * A swarm that just formed is still connecting: for about 10 s its 16
+ * daemons use both cores (TLS handshakes, identify, DHT and gossipsub
+ * set-up), then about 0.03 cores each. Daemons run long before a pull in
+ * use, so the task waits until the swarm settled: a window of
+ * SETTLE_WINDOW_MS in which the daemons used at most SETTLE_CORES_PER_NODE
+ * cores each, or SETTLE_MAX_MS at most.
+ */
+const SETTLE_WINDOW_MS = 1000
+const SETTLE_CORES_PER_NODE = 0.06
+const SETTLE_MAX_MS = 60_000
 
 /** Linux USER_HZ: clock ticks per second in /proc/<pid>/stat */
 const CLK_TCK = 100
@@ -65,7 +77,9 @@ export interface SwarmRun {
   p50S: number
   /** seconds until every node saw N-1 live members */
   membershipS: number
-  /** CPU of all daemons together while the formed swarm idled before the tasks, in cores */
+  /** seconds from the swarm forming until the daemons' CPU settled (SETTLE_CORES_PER_NODE), before the idle window */
+  settleS: number
+  /** CPU of all daemons together while the settled swarm idled before the tasks, in cores */
   idleCores: number
   /** origin HTTP body bytes sent for this run */
   egress: number
@@ -201,6 +215,20 @@ async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: numb
   }
 }
 
+/** Wait until the daemons together use at most SETTLE_CORES_PER_NODE cores each over one window; resolves to the seconds waited */
+async function settle (pids: number[]): Promise<number> {
+  const started = Date.now()
+  const cpu = (): number => pids.reduce((a, pid) => a + (procCpuSeconds(pid) ?? NaN), 0)
+  while (Date.now() - started < SETTLE_MAX_MS) {
+    const c0 = cpu()
+    await sleep(SETTLE_WINDOW_MS)
+    if ((cpu() - c0) / (SETTLE_WINDOW_MS / 1000) <= SETTLE_CORES_PER_NODE * pids.length) {
+      break
+    }
+  }
+  return (Date.now() - started) / 1000
+}
+
 /**
  * One measured fan-out of the file to `o.nodes` fresh daemons
  */
@@ -213,6 +241,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await waitMembership(peers)
     const membershipS = (Date.now() - joinStarted) / 1000
     const pids = await Promise.all(peers.map(async p => (await getStatus(p)).pid as number))
+    const settleS = await settle(pids)
     const idle0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
     await sleep(IDLE_WINDOW_MS)
     const idleCores = pids.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? NaN) - idle0[i], 0) / (IDLE_WINDOW_MS / 1000)
@@ -265,6 +294,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       lastS: Math.max(...perNodeS),
       p50S: median(perNodeS),
       membershipS,
+      settleS,
       idleCores,
       egress,
       originLinkTx,
