@@ -406,7 +406,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     if (this.init.supernode === 'always') {
       return true
     }
-    return this.addresses().length > 0
+    return this.components.addressManager.getAddresses().length > 0
   }
 
   /**
@@ -414,7 +414,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
    * are eligible, and this node when it is
    */
   eligiblePeers (): string[] {
-    const out = this.swarm.membership.liveMembers().filter(m => m.trackerEligible).map(m => m.peerId)
+    const out = this.swarm.membership.liveEligibleIds()
     if (this.isTrackerEligible()) {
       out.push(this.components.peerId.toString())
     }

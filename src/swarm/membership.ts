@@ -137,6 +137,21 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     return this.members().filter(m => m.live)
   }
 
+  /**
+   * Ids of the live members that say they may serve as trackers: what every
+   * tracker request elects over, so it builds no Member objects (their
+   * addresses decoded) as members() does
+   */
+  liveEligibleIds (): string[] {
+    const out: string[] = []
+    for (const [id, e] of this.entries) {
+      if (e.hb.trackerEligible && this.fresh(e)) {
+        out.push(id)
+      }
+    }
+    return out
+  }
+
   liveCount (): number {
     let n = 0
     for (const e of this.entries.values()) {
