@@ -72,7 +72,8 @@ export class TrackerPortAdapter implements TrackerPort {
       freeUploadSlots: this.init.freeUploadSlots(),
       version: DAMSELFLY_VERSION,
       wantGrant: req.wantGrant,
-      wantDigests: req.wantDigests ?? true
+      wantDigests: req.wantDigests ?? true,
+      waitMs: req.waitMs ?? 0
     }
   }
 
@@ -92,7 +93,7 @@ export class TrackerPortAdapter implements TrackerPort {
       for (const other of others) {
         try {
           // no grant from the standby: it does not know what the first one granted
-          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { signal: options.signal, retries: 0 })
+          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false, waitMs: 0 }, { signal: options.signal, retries: 0 })
           if (res.status === 'ok' && res.meta != null) {
             return this.toResult(peerIdFromString(other).toString(), res)
           }
@@ -110,13 +111,13 @@ export class TrackerPortAdapter implements TrackerPort {
       }
       sent.set(other, now)
       // a standby registration: no grant from it, so the origin is read once
-      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { retries: 0 }).catch(() => {})
+      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false, waitMs: 0 }, { retries: 0 }).catch(() => {})
     }
     return this.toResult(tracker.toString(), response)
   }
 
   async announceDirect (peerId: string, req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
-    const response = await this.init.tracker.client.announce(peerId, { ...this.wireRequest(req), taskId: req.taskId, wantGrant: false, direct: true }, { signal: options.signal, retries: 0 })
+    const response = await this.init.tracker.client.announce(peerId, { ...this.wireRequest(req), taskId: req.taskId, wantGrant: false, direct: true, waitMs: 0 }, { signal: options.signal, retries: 0 })
     return { ...this.toResult(peerId, response), direct: true }
   }
 

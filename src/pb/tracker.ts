@@ -290,6 +290,7 @@ export interface Announce {
   zone?: string
   wantDigests: boolean
   direct: boolean
+  waitMs: number
 }
 
 export namespace Announce {
@@ -364,6 +365,11 @@ export namespace Announce {
           w.bool(obj.direct)
         }
 
+        if ((obj.waitMs != null && obj.waitMs !== 0)) {
+          w.uint32(104)
+          w.uint32(obj.waitMs)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -376,7 +382,8 @@ export namespace Announce {
           version: '',
           wantGrant: false,
           wantDigests: false,
-          direct: false
+          direct: false,
+          waitMs: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -437,6 +444,10 @@ export namespace Announce {
             }
             case 12: {
               obj.direct = reader.bool()
+              break
+            }
+            case 13: {
+              obj.waitMs = reader.uint32()
               break
             }
             default: {
@@ -550,6 +561,13 @@ export namespace Announce {
               }
               break
             }
+            case 13: {
+              yield {
+                field: `${prefix}.waitMs`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -654,6 +672,11 @@ export namespace Announce {
     value: boolean
   }
 
+  export interface AnnounceWaitMsFieldEvent {
+    field: '$.waitMs'
+    value: number
+  }
+
   export function encode (obj: Partial<Announce>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Announce.codec())
   }
@@ -662,7 +685,7 @@ export namespace Announce {
     return decodeMessage(buf, Announce.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent | AnnounceDirectFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent | AnnounceDirectFieldEvent | AnnounceWaitMsFieldEvent> {
     return streamMessage(buf, Announce.codec(), opts)
   }
 }
@@ -1280,6 +1303,11 @@ export namespace TrackerRequest {
     value: boolean
   }
 
+  export interface TrackerRequestAnnounceWaitMsFieldEvent {
+    field: '$.announce.waitMs'
+    value: number
+  }
+
   export interface TrackerRequestReportPiecesIndexFieldEvent {
     field: '$.report.pieces[].index'
     value: number
@@ -1310,7 +1338,7 @@ export namespace TrackerRequest {
     return decodeMessage(buf, TrackerRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestAnnounceDirectFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestAnnounceDirectFieldEvent | TrackerRequestAnnounceWaitMsFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
     return streamMessage(buf, TrackerRequest.codec(), opts)
   }
 }

@@ -36,6 +36,14 @@ export const DEFAULT_REPORT_DELAY_MS = 100
 export const DEFAULT_IDLE_ANNOUNCE_MS = 100
 
 /**
+ * An idle download (nothing to fetch, nothing in flight) asks the tracker to
+ * hold its announce this long until a piece it lacks appears (a long poll;
+ * trackers cap it at MAX_ANNOUNCE_WAIT_MS). It then hears of a new piece
+ * within a report's round trip instead of polling every DEFAULT_IDLE_ANNOUNCE_MS.
+ */
+export const DEFAULT_ANNOUNCE_WAIT_MS = 2_000
+
+/**
  * While a tracker answers, its grants decide who reads the origin (it
  * re-grants the pieces of a peer that leaves or stops making progress). Only
  * when no piece at all finished for this long does a download take what no

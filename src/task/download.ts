@@ -5,7 +5,7 @@ import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipel
 import { DigestMismatchError } from '../storage/index.ts'
 import { PieceBufferPool } from '../transfer/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
@@ -440,7 +440,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         meta: this.metaInfo(),
         have,
         wantGrant: this.request.backToSource === true && this.request.url != null,
-        wantDigests: this.needDigests(have)
+        wantDigests: this.needDigests(have),
+        waitMs: this.idle() ? DEFAULT_ANNOUNCE_WAIT_MS : 0
       }, { signal: this.controller.signal })
       if (res.direct !== true) {
         this.trackerHeardAt = sentAt
@@ -467,6 +468,15 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       this.trackerError = err.message
       return undefined
     }
+  }
+
+  /**
+   * Nothing to fetch and nothing in flight: the tracker may hold our announce
+   * until a piece we lack appears
+   */
+  private idle (): boolean {
+    return this.meta != null && !this.complete() && this.inflight.size === 0 && this.originRuns === 0 && this.writes.size === 0 &&
+      this.trackerGrants.size === 0 && this.selfGrants.size === 0
   }
 
   /**

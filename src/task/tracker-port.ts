@@ -24,6 +24,11 @@ export interface AnnounceRequest {
   have: Bitfield | undefined
   wantGrant: boolean
   /**
+   * With nothing to fetch: let the tracker hold the answer up to this many ms
+   * until a piece we lack appears (a long poll). 0 or absent: answer at once.
+   */
+  waitMs?: number
+  /**
    * Ask for every piece digest the tracker knows (default true). Each answer
    * then carries 32 bytes per piece: a download asks only while it lacks a
    * digest or does not know what a new tracker knows.

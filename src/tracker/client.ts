@@ -25,6 +25,7 @@ import {
   DEFAULT_RETRY_MAX_DELAY_MS,
   DIGEST_BYTES,
   MAX_ADDRS_PER_PEER,
+  MAX_ANNOUNCE_WAIT_MS,
   MAX_BITFIELD_BYTES,
   MAX_PIECES_PER_REPORT,
   MAX_REDIRECTS,
@@ -79,6 +80,12 @@ export interface AnnounceRequest {
   zone?: string
   /** ask the node about content it holds itself (a DHT provider), elected or not */
   direct?: boolean
+  /**
+   * With nothing to fetch, let the tracker hold the answer up to this many ms
+   * until a piece we lack appears (a long poll instead of polling); the
+   * request's timeout grows by as much. 0 (default): answer at once.
+   */
+  waitMs?: number
 }
 
 /** A candidate parent */
@@ -308,8 +315,14 @@ export class TrackerClient {
    */
   async announce (peer: Target, req: AnnounceRequest, options: TrackerRequestOptions = {}): Promise<AnnounceResponse> {
     const request = this.#announceRequest(req)
-    const response = await this.#request(peer, request, options)
+    const response = await this.#request(peer, request, this.#waitOptions(request, options))
     return this.#announceResponse(response)
+  }
+
+  /** A long poll may be held for its wait on top of the usual answer time */
+  #waitOptions (request: TrackerRequest, options: TrackerRequestOptions): TrackerRequestOptions {
+    const waitMs = request.announce?.waitMs ?? 0
+    return waitMs > 0 ? { ...options, timeoutMs: (options.timeoutMs ?? this.#timeoutMs) + waitMs } : options
   }
 
   /**
@@ -370,6 +383,7 @@ export class TrackerClient {
   async announceElected (taskId: string, eligible: Iterable<string>, req: Omit<AnnounceRequest, 'taskId'>, options: TrackerRequestOptions = {}): Promise<ElectedAnnounce> {
     validateTaskId(taskId)
     const request = this.#announceRequest({ ...req, taskId })
+    options = this.#waitOptions(request, options)
     const elected = electTrackers(taskId, eligible, this.#replicas)
     const attempts: TrackerAttempt[] = []
     const tried = new Set<string>()
@@ -458,7 +472,8 @@ export class TrackerClient {
         wantGrant: req.wantGrant ?? false,
         wantDigests: req.wantDigests ?? false,
         zone: req.zone,
-        direct: req.direct ?? false
+        direct: req.direct ?? false,
+        waitMs: Math.max(0, Math.min(MAX_ANNOUNCE_WAIT_MS, Math.floor(req.waitMs ?? 0)))
       }
     }
   }

@@ -146,6 +146,15 @@ export const DEFAULT_SERVER_REQUEST_TIMEOUT_MS = 5_000
  */
 export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 5_000
 
+/**
+ * The longest a tracker holds an announce that asked to wait (a long poll:
+ * the answer would give the peer nothing to fetch, so it comes when another
+ * peer reports a piece it lacks). Well inside DEFAULT_SERVER_REQUEST_TIMEOUT_MS,
+ * and short enough that a peer still learns of new parents and of a tracker
+ * that went away within a couple of seconds.
+ */
+export const MAX_ANNOUNCE_WAIT_MS = 2_000
+
 /** Client side: retries after the first attempt on one tracker (3 attempts in all) */
 export const DEFAULT_CLIENT_RETRIES = 2
 

@@ -11,10 +11,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { electTrackers, trackerRole } from '../election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../pb/tracker.ts'
 import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
-import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
+import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_ANNOUNCE_WAIT_MS, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
 import { NotATrackerError, UnknownTaskError, toWireCode } from './errors.ts'
 import { validateTaskId } from './state.ts'
-import type { AnnounceInput, TaskMetaInfo, TrackerState } from './state.ts'
+import type { AnnounceInput, AnnounceResult, TaskMetaInfo, TrackerState } from './state.ts'
+import type { AnnounceWaiters } from './waiters.ts'
 import type { TaskMeta } from '../pb/tracker.ts'
 import type { Logger } from '@libp2p/interface'
 import type { DecodeOptions } from 'protons-runtime'
@@ -49,6 +50,8 @@ export interface RpcContext {
   localTask?(taskId: string): LocalTask | undefined
   /** Count an event */
   count?(counter: TrackerCounter, n?: number): void
+  /** Announces held until a piece their peer lacks appears (long polls); absent: every announce is answered at once */
+  waiters?: AnnounceWaiters
   log: Logger
 }
 
@@ -246,6 +249,8 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
         throw new InvalidParametersError('A REPORT request needs a report body - set report.pieces')
       }
       const result = ctx.state.report(from, req.taskId, req.report.pieces, now)
+      const rejected = new Set(result.rejected)
+      ctx.waiters?.notify(req.taskId, req.report.pieces.map(p => p.index).filter(i => !rejected.has(i)))
       if (result.rejected.length > 0) {
         ctx.count?.('digestConflicts', result.rejected.length)
         ctx.log('peer %s reported digests for pieces %s of task %s that conflict with the recorded ones - not recorded', from, result.rejected.slice(0, 16).join(','), req.taskId)
@@ -278,6 +283,28 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
 }
 
 /**
+ * A long poll: while the answer offers nothing to do and the deadline has not
+ * passed, hold it until another peer reports a piece the requester lacks,
+ * then ask the state again
+ */
+async function holdUntilWork (from: string, input: AnnounceInput, first: AnnounceResult, deadline: number, ctx: RpcContext): Promise<AnnounceResult> {
+  let result = first
+  for (let left = deadline - ctx.now(); left > 0; left = deadline - ctx.now()) {
+    if (result.status !== 'ok' || offersWork(result) || ctx.waiters?.canWait() !== true) {
+      break
+    }
+    await ctx.waiters.wait(input.taskId, input.have, left)
+    result = ctx.state.announce(from, input, ctx.now())
+  }
+  return result
+}
+
+/** Whether an answer gives its peer something to do: a source grant, or a parent (the state names only parents holding a piece the peer lacks) */
+function offersWork (result: Extract<AnnounceResult, { status: 'ok' }>): boolean {
+  return result.grant.length > 0 || result.parents.length > 0
+}
+
+/**
  * A DIRECT announce: what this node holds of the task itself, elected or not
  */
 function direct (req: TrackerRequest, ctx: RpcContext): TrackerResponse {
@@ -295,7 +322,7 @@ function direct (req: TrackerRequest, ctx: RpcContext): TrackerResponse {
   }
 }
 
-function announce (from: string, req: TrackerRequest, now: number, view: ElectionView, ctx: RpcContext): TrackerResponse {
+async function announce (from: string, req: TrackerRequest, now: number, view: ElectionView, ctx: RpcContext): Promise<TrackerResponse> {
   const body = req.announce
   if (body == null) {
     throw new InvalidParametersError('An ANNOUNCE request needs an announce body')
@@ -320,7 +347,11 @@ function announce (from: string, req: TrackerRequest, now: number, view: Electio
     wantDigests: body.wantDigests,
     zone: body.zone
   }
-  const result = ctx.state.announce(from, input, now)
+  let result = ctx.state.announce(from, input, now)
+  if (result.status === 'ok') {
+    ctx.waiters?.notify(req.taskId, body.have)
+    result = await holdUntilWork(from, input, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
+  }
   if (result.status === 'need-meta') {
     return bareResponse(TrackerResponse.Status.NEED_META, ErrorCode.NONE, 'The tracker knows no metadata for this task - stat the origin and announce again with meta')
   }

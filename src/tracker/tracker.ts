@@ -18,6 +18,7 @@ import {
 import { answerRequest } from './rpc.ts'
 import { handleTrackerStream, RequestGate } from './server.ts'
 import { TrackerState } from './state.ts'
+import { AnnounceWaiters } from './waiters.ts'
 import type { Tracker, TrackerComponents, TrackerInit, TrackerStats } from './index.ts'
 import type { RpcContext, TrackerCounter } from './rpc.ts'
 import type { TaskSummary } from './state.ts'
@@ -54,6 +55,8 @@ export class TrackerService implements Tracker {
   readonly #rpc: RpcContext
   readonly #expiry: RepeatingTask
   readonly #counters: Record<TrackerCounter, number>
+  /** long polls held now; at most half the request gate, so they never crowd out other requests */
+  readonly #waiters: AnnounceWaiters
   readonly #metrics?: Record<TrackerCounter, Counter>
   #shutdown?: AbortController
 
@@ -65,6 +68,7 @@ export class TrackerService implements Tracker {
     this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${init.protocolVersion ?? PROTOCOL_VERSION}`
     this.#state = new TrackerState(init)
     this.#gate = new RequestGate(init.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS)
+    this.#waiters = new AnnounceWaiters(Math.floor((init.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS) / 2))
     this.#counters = Object.fromEntries(Object.keys(COUNTERS).map(k => [k, 0])) as Record<TrackerCounter, number>
 
     const metrics = components.metrics
@@ -87,6 +91,7 @@ export class TrackerService implements Tracker {
         this.#counters[counter] += n
         this.#metrics?.[counter].increment(n)
       },
+      waiters: this.#waiters,
       log: this.#log.newScope('server')
     }
 
@@ -134,6 +139,7 @@ export class TrackerService implements Tracker {
     }
     this.#expiry.stop()
     await this.#components.registrar.unhandle(this.protocol)
+    this.#waiters.close()
     this.#shutdown.abort(new Error('The tracker service stopped'))
     this.#shutdown = undefined
   }

@@ -8,6 +8,7 @@ import { TrackerClient } from '../../src/tracker/client.ts'
 import { answerRequest } from '../../src/tracker/rpc.ts'
 import { handleTrackerStream, RequestGate } from '../../src/tracker/server.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
+import { AnnounceWaiters } from '../../src/tracker/waiters.ts'
 import type { TrackerClientInit } from '../../src/tracker/client.ts'
 import type { RpcContext, TrackerCounter } from '../../src/tracker/rpc.ts'
 import type { TrackerServerContext } from '../../src/tracker/server.ts'
@@ -26,6 +27,8 @@ export interface MemoryTrackerOptions {
   replicas?: number
   state?: TrackerStateInit
   maxConcurrentRequests?: number
+  /** announces held at once (long polls) */
+  maxWaiters?: number
   timeoutMs?: number
   /** Replace the real handler (to test a misbehaving tracker) */
   handler?(stream: Stream, from: string): Promise<void>
@@ -73,6 +76,7 @@ export class MemoryNet {
       serve: options.serve ?? true,
       now: () => Date.now(),
       count: (counter: TrackerCounter, n = 1) => { counts[counter] = (counts[counter] ?? 0) + n },
+      waiters: new AnnounceWaiters(options.maxWaiters ?? 64),
       log
     }
     const tracker: MemoryTracker = {

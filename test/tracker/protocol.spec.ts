@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'aegir/chai'
 import { electTrackers } from '../../src/election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../../src/pb/tracker.ts'
-import { MAX_REQUEST_BYTES } from '../../src/tracker/constants.ts'
+import { MAX_ANNOUNCE_WAIT_MS, MAX_REQUEST_BYTES } from '../../src/tracker/constants.ts'
 import { boundedLpStream } from '../../src/tracker/framing.ts'
 import { answerRequest } from '../../src/tracker/rpc.ts'
 import { handleTrackerStream, RequestGate } from '../../src/tracker/server.ts'
@@ -144,6 +144,66 @@ describe('tracker/protocol on in-memory streams', function () {
       const err = await client.announce(lurker.peerId, announce({ meta: metaOf(4) })).catch(e => e)
       expect(err).to.have.property('name', 'NotATrackerError')
       expect(err).to.have.property('code', 'NOT_A_TRACKER')
+    })
+  })
+
+  describe('long polls (ANNOUNCE with wait_ms)', () => {
+    /** A tracker with the task registered by a seed-to-be (A, holding nothing yet) and a waiting peer B */
+    async function twoPeers (): Promise<{ t: MemoryTracker, a: ReturnType<MemoryNet['client']>, b: ReturnType<MemoryNet['client']> }> {
+      const t = await soleTracker()
+      const [a, b] = await Promise.all([newPeerId(), newPeerId()])
+      const clientA = net.client(a)
+      const clientB = net.client(b)
+      await clientA.announce(t.peerId, announce({ meta: metaOf(8) }))
+      await clientB.announce(t.peerId, announce())
+      return { t, a: clientA, b: clientB }
+    }
+
+    it('holds an announce with nothing to offer until another peer reports a piece the waiter lacks', async () => {
+      const { t, a, b } = await twoPeers()
+      const started = Date.now()
+      const waiting = b.announce(t.peerId, announce({ waitMs: 2000, have: Bitfield.from(Uint8Array.of(0b10000000), 8) }))
+      await new Promise(resolve => setTimeout(resolve, 150))
+      // a piece B already has does not wake it; one it lacks does
+      await a.report(t.peerId, T, [{ index: 0, digest: digestOf('w', 0) }])
+      await new Promise(resolve => setTimeout(resolve, 150))
+      expect(t.rpc.waiters?.size).to.equal(1, 'still waiting after a report of a piece it has')
+      await a.report(t.peerId, T, [{ index: 3, digest: digestOf('w', 3) }])
+      const answer = await withTimeout(waiting, 1000, 'the held answer after the report')
+      const waited = Date.now() - started
+      expect(answer.parents).to.have.length(1)
+      expect(Bitfield.from(answer.parents[0].have, 8).indexes()).to.deep.equal([0, 3])
+      expect(waited).to.be.within(250, 1900)
+      expect(t.rpc.waiters?.size).to.equal(0)
+    })
+
+    it('answers at the end of the wait when nothing appears, and at once when there is something to fetch', async () => {
+      const { t, a, b } = await twoPeers()
+      let started = Date.now()
+      const idle = await b.announce(t.peerId, announce({ waitMs: 400 }))
+      expect(idle.parents).to.deep.equal([])
+      expect(Date.now() - started).to.be.within(350, 1900)
+
+      await a.report(t.peerId, T, [{ index: 1, digest: digestOf('w', 1) }])
+      started = Date.now()
+      const busy = await b.announce(t.peerId, announce({ waitMs: 2000 }))
+      expect(busy.parents).to.have.length(1)
+      expect(Date.now() - started).to.be.below(300, 'a parent holds a piece B lacks: no wait')
+    })
+
+    it('caps the wait at MAX_ANNOUNCE_WAIT_MS and holds no more announces than allowed', async () => {
+      const t = await net.addTracker({ replicas: 1, maxWaiters: 1 })
+      t.rpc.eligiblePeers = () => [t.id]
+      const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
+      await net.client(a).announce(t.peerId, announce({ meta: metaOf(8) }))
+      const started = Date.now()
+      const held = net.client(b).announce(t.peerId, announce({ waitMs: 60_000 }), { timeoutMs: 10_000 })
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const second = Date.now()
+      await net.client(c).announce(t.peerId, announce({ waitMs: 2000 }))
+      expect(Date.now() - second).to.be.below(300, 'the second waiter is answered at once: the cap is one')
+      await held
+      expect(Date.now() - started).to.be.within(MAX_ANNOUNCE_WAIT_MS - 100, MAX_ANNOUNCE_WAIT_MS + 1500)
     })
   })
 
@@ -398,8 +458,8 @@ describe('tracker/protocol on in-memory streams', function () {
       const t = await soleTracker({ timeoutMs: 60_000 })
       const frames: Uint8Array[] = [
         Uint8Array.of(0xff, 0xff, 0xff), // not protobuf
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false } }),
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, waitMs: 0 } }),
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, waitMs: 0, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
       ]
       for (const frame of frames) {
         const [client, server] = await streamPair()
@@ -441,7 +501,7 @@ describe('tracker/protocol on in-memory streams', function () {
         await pb.write({
           type: TrackerRequest.MessageType.ANNOUNCE,
           taskId: T,
-          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, direct: false, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
+          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, direct: false, waitMs: 0, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
         }, TrackerRequest)
         await client.close()
         const answer = await pb.read(TrackerResponse)
