@@ -111,6 +111,7 @@ interface ScenarioSummary {
   /** share of the daemons' CPU spent in the kernel */
   cpuSysShare: Summary
   cpuPerNodeS: Summary
+  trackerRequestsPerNodeS: Summary
   foreignCores: Summary
   idleCores: Summary
   settleS: Summary
@@ -162,6 +163,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuSumS: summarize(r.runs.map(x => sum(x.cpuS))),
     cpuSysShare: summarize(r.runs.map(x => sum(x.cpuSysS) / sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
+    trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
     settleS: summarize(r.runs.map(x => x.settleS)),
@@ -329,7 +331,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -345,6 +347,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtRange(s.cpuSumS, 1),
       fmtRange({ ...s.cpuSysShare, median: 100 * s.cpuSysShare.median, min: 100 * s.cpuSysShare.min, max: 100 * s.cpuSysShare.max }, 0, '%'),
       fmtRange(s.cpuPerNodeS, 2),
+      fmtRange(s.trackerRequestsPerNodeS, 1),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
@@ -353,6 +356,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'CPU = utime + stime of each daemon from posting the task until the last copy completed; peak RSS = VmHWM of each daemon at that point.',
     'settle = seconds from the swarm forming until its daemons used ≤ 0.06 cores each (a fresh swarm connects for ~10 s); the task starts then, as on daemons that run before a pull.',
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
+    'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])

@@ -100,6 +100,8 @@ export interface SwarmRun {
   /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
   foreignCores: number
   /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
+  /** tracker requests the daemons sent (client attempts, this node's own included) per node and second of the run */
+  trackerRequestsPerNodeS: number
   finalStatus: unknown[]
   /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
   originRequests?: OriginRequest[]
@@ -132,6 +134,12 @@ async function getStatus (p: Peer): Promise<any> {
 
 function tail (text: string, lines = 40): string {
   return text.split('\n').slice(-lines).join('\n')
+}
+
+/** Tracker requests the daemons have sent so far, summed */
+async function trackerAttempts (peers: Peer[]): Promise<number> {
+  const status = await Promise.all(peers.map(getStatus))
+  return status.reduce((a, st) => a + Number(st.tracker?.client?.attempts ?? NaN), 0)
 }
 
 async function waitMembership (peers: Peer[]): Promise<void> {
@@ -246,6 +254,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await sleep(IDLE_WINDOW_MS)
     const idleCores = pids.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? NaN) - idle0[i], 0) / (IDLE_WINDOW_MS / 1000)
 
+    const attempts0 = await trackerAttempts(peers)
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
@@ -275,6 +284,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const cpuS = cpu1.map((c, i) => c - cpu0[i])
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
     const status = await Promise.all(peers.map(getStatus))
+    const trackerRequests = status.reduce((a, st) => a + Number(st.tracker?.client?.attempts ?? NaN), 0) - attempts0
     const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
 
     // every figure checks every copy
@@ -306,6 +316,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       cpuSysS,
       cpuTotalS: cpu1,
       foreignCores,
+      trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
       originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
       timeline
