@@ -33,5 +33,6 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'proxy', env: 'DAMSELFLY_PROXY', key: 'proxy.listen', type: 'string', describe: 'Registry mirror HOST:PORT ("" to disable)' },
   { flag: 'registry-mirror', env: 'DAMSELFLY_REGISTRY_MIRROR', key: 'proxy.registryMirror', type: 'string', describe: 'Upstream registry of the mirror, e.g. https://registry-1.docker.io' },
   { flag: 'proxy-allow-host', env: 'DAMSELFLY_PROXY_ALLOW_HOSTS', key: 'proxy.allowHosts', type: 'array', describe: 'Registry a mirror request may name: host[:port], *.domain or http://host:port (repeatable; env: comma-separated)' },
+  { flag: 'proxy-direct-blob-max', env: 'DAMSELFLY_PROXY_DIRECT_BLOB_MAX', key: 'proxy.directBlobMaxBytes', type: 'string', describe: 'Blobs a manifest names as at most this size (e.g. 64KiB) come straight from the registry, digest checked; 0 = all through the swarm' },
   { flag: 'proxy-rule', env: 'DAMSELFLY_PROXY_RULES', key: 'proxy.rules', type: 'array', describe: 'Regex over the request path sent through the swarm (repeatable; replaces the default)' }
 ]

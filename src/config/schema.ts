@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_DIRECT_BLOB_MAX_BYTES } from '../proxy/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 
 /**
@@ -123,7 +124,9 @@ export const proxySchema = z.strictObject({
   /** More registries a request may name (X-Damselfly-Registry header, containerd ?ns=): host[:port], *.domain or http://host:port. Default: [] */
   allowHosts: z.array(z.string().regex(/^(https?:\/\/)?(\*\.)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?\/?$/, 'must be host[:port], *.domain or http(s)://host[:port]')).default([]),
   /** Regular expressions over the request path; matching GETs/HEADs go through the swarm. Default: ['/v2/.+/blobs/sha256:[0-9a-f]{64}$'] */
-  rules: z.array(regexString).default(['/v2/.+/blobs/sha256:[0-9a-f]{64}$'])
+  rules: z.array(regexString).default(['/v2/.+/blobs/sha256:[0-9a-f]{64}$']),
+  /** Blobs a manifest names as at most this many bytes are fetched from the registry directly (digest checked); 0 sends every blob through the swarm. Default: 64KiB */
+  directBlobMaxBytes: byteSize.default(DEFAULT_DIRECT_BLOB_MAX_BYTES)
 })
 
 export const configSchema = z.strictObject({

@@ -110,4 +110,12 @@ describe('config', () => {
     const err = await rejects(loadConfig({ flags: { 'upload-rate': 'lots' } }))
     expect(err.message).to.include('transfer.uploadRate').and.include('--upload-rate')
   })
+
+  it('the mirror\'s direct-blob limit comes from a flag, the environment or the file, as a size', async () => {
+    expect((await loadConfig({})).proxy.directBlobMaxBytes).to.equal(64 * 1024)
+    expect((await loadConfig({ flags: { 'proxy-direct-blob-max': '1MiB' } })).proxy.directBlobMaxBytes).to.equal(1024 * 1024)
+    expect((await loadConfig({ env: { DAMSELFLY_PROXY_DIRECT_BLOB_MAX: '0' } })).proxy.directBlobMaxBytes).to.equal(0)
+    const err = await rejects(loadConfig({ flags: { 'proxy-direct-blob-max': 'small' } }))
+    expect(err.message).to.include('proxy.directBlobMaxBytes').and.include('--proxy-direct-blob-max')
+  })
 })
