@@ -31,6 +31,9 @@ import type { Registry } from 'prom-client'
  */
 const QUIC_PACKAGE = '@chainsafe/libp2p-quic'
 
+/** How often libp2p pings each connection (its default, 10 s, cost an idle swarm much of its CPU) */
+export const CONNECTION_PING_INTERVAL_MS = 60_000
+
 async function loadQuic (): Promise<any> {
   try {
     const mod: any = await import(QUIC_PACKAGE)
@@ -119,8 +122,12 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
     // megabytes of piece data, so busy connections were torn down with every
     // transfer on them (bench/fanout netns at 25 Mbit/s: peer counts fell from
     // 14 to 3, trackers timed out). Pings still measure RTT; dead peers are
-    // found by per-piece timeouts, the trackers' TTLs and TCP itself.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // found by per-piece timeouts, the trackers' TTLs and TCP itself. Every
+    // ping is a new stream on each end (protocol negotiation, a peer-store
+    // write): every 10 s on every connection of a full mesh it was a large
+    // part of an idle swarm's CPU, for an RTT nothing reads. Once a minute
+    // still keeps idle connections' NAT mappings warm.
+    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: CONNECTION_PING_INTERVAL_MS },
     peerDiscovery: config.swarm.mdns ? [mdns({ interval: 10_000 })] : [],
     metrics: options.metricsRegistry != null ? prometheusMetrics({ registry: options.metricsRegistry, collectDefaultMetrics: false }) : undefined,
     services: {
