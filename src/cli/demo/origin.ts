@@ -3,6 +3,27 @@ import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 
+/** One answered request: when (epoch ms), which byte range, body bytes sent, who asked */
+export interface ServedRequest {
+  t0: number
+  t1: number
+  start: number
+  end: number
+  sent: number
+  remote?: string
+}
+
+export interface OriginOptions {
+  /** @default 'file.bin' */
+  name?: string
+  /** @default '127.0.0.1' */
+  host?: string
+  /** @default 0 (any free port) */
+  port?: number
+  /** called as each body request ends (the bench logs how peers read the origin) */
+  onServed?(record: ServedRequest): void
+}
+
 export interface DemoOrigin {
   url: string
   /** body bytes sent so far */
@@ -15,13 +36,15 @@ export interface DemoOrigin {
  * A small HTTP origin for the demo: serves one file with ETag and Range
  * support, and counts the body bytes it sends (the origin egress).
  */
-export async function startOrigin (file: string, name = 'file.bin'): Promise<DemoOrigin> {
+export async function startOrigin (file: string, options: string | OriginOptions = {}): Promise<DemoOrigin> {
+  const { name = 'file.bin', host = '127.0.0.1', port: wantPort = 0, onServed } = typeof options === 'string' ? { name: options } : options
   const size = (await fs.promises.stat(file)).size
   const etag = `"${createHash('sha256').update(`${file}:${size}`).digest('hex').slice(0, 16)}"`
   let sent = 0
   let requests = 0
   const server = http.createServer((req, res) => {
     requests++
+    const t0 = Date.now()
     if (req.url !== `/${name}`) {
       res.writeHead(404).end()
       return
@@ -57,14 +80,21 @@ export async function startOrigin (file: string, name = 'file.bin'): Promise<Dem
       return
     }
     const stream = fs.createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })
-    stream.on('data', (chunk) => { sent += chunk.length })
+    let body = 0
+    stream.on('data', (chunk) => {
+      sent += chunk.length
+      body += chunk.length
+    })
     stream.pipe(res)
-    res.on('close', () => stream.destroy())
+    res.on('close', () => {
+      stream.destroy()
+      onServed?.({ t0, t1: Date.now(), start, end, sent: body, remote: req.socket.remoteAddress })
+    })
   })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>(resolve => server.listen(wantPort, host, resolve))
   const { port } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}/${name}`,
+    url: `http://${host}:${port}/${name}`,
     bytesSent: () => sent,
     requests: () => requests,
     close: async () => {
