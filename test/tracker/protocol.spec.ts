@@ -58,6 +58,17 @@ describe('tracker/protocol on in-memory streams', function () {
     return t
   }
 
+  /** A sole tracker with a task of `pieces` pieces registered by peer A (with the metadata) and peer B, neither holding a piece */
+  async function twoPeers (pieces = 8): Promise<{ t: MemoryTracker, a: ReturnType<MemoryNet['client']>, b: ReturnType<MemoryNet['client']> }> {
+    const t = await soleTracker()
+    const [a, b] = await Promise.all([newPeerId(), newPeerId()])
+    const clientA = net.client(a)
+    const clientB = net.client(b)
+    await clientA.announce(t.peerId, announce({ meta: metaOf(pieces) }))
+    await clientB.announce(t.peerId, announce())
+    return { t, a: clientA, b: clientB }
+  }
+
   describe('ANNOUNCE', () => {
     it('answers NEED_META, then OK with meta, ranked parents and a grant', async () => {
       const t = await soleTracker()
@@ -148,17 +159,6 @@ describe('tracker/protocol on in-memory streams', function () {
   })
 
   describe('long polls (ANNOUNCE with wait_ms)', () => {
-    /** A tracker with the task registered by a seed-to-be (A, holding nothing yet) and a waiting peer B */
-    async function twoPeers (): Promise<{ t: MemoryTracker, a: ReturnType<MemoryNet['client']>, b: ReturnType<MemoryNet['client']> }> {
-      const t = await soleTracker()
-      const [a, b] = await Promise.all([newPeerId(), newPeerId()])
-      const clientA = net.client(a)
-      const clientB = net.client(b)
-      await clientA.announce(t.peerId, announce({ meta: metaOf(8) }))
-      await clientB.announce(t.peerId, announce())
-      return { t, a: clientA, b: clientB }
-    }
-
     it('holds an announce with nothing to offer until another peer reports a piece the waiter lacks', async () => {
       const { t, a, b } = await twoPeers()
       const started = Date.now()
@@ -209,12 +209,7 @@ describe('tracker/protocol on in-memory streams', function () {
 
   describe('REPORT, LEAVE, BAD_PEER', () => {
     it('REPORT records digests, rejects conflicts and splits batches of more than 1024 pieces', async () => {
-      const t = await soleTracker()
-      const [a, b] = await Promise.all([newPeerId(), newPeerId()])
-      const clientA = net.client(a)
-      const clientB = net.client(b)
-      await clientA.announce(t.peerId, announce({ meta: metaOf(2000) }))
-      await clientB.announce(t.peerId, announce())
+      const { t, a: clientA, b: clientB } = await twoPeers(2000)
 
       const before = t.counts.requests
       const all = range(0, 2000).map(i => ({ index: i, digest: digestOf('r', i) }))
