@@ -99,9 +99,9 @@ export interface SwarmRun {
   cpuTotalS: number[]
   /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
   foreignCores: number
-  /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   /** tracker requests the daemons sent (client attempts, this node's own included) per node and second of the run */
   trackerRequestsPerNodeS: number
+  /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   finalStatus: unknown[]
   /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
   originRequests?: OriginRequest[]
@@ -136,9 +136,8 @@ function tail (text: string, lines = 40): string {
   return text.split('\n').slice(-lines).join('\n')
 }
 
-/** Tracker requests the daemons have sent so far, summed */
-async function trackerAttempts (peers: Peer[]): Promise<number> {
-  const status = await Promise.all(peers.map(getStatus))
+/** Tracker requests the daemons have sent so far, summed over their GET /status answers */
+function trackerAttempts (status: any[]): number {
   return status.reduce((a, st) => a + Number(st.tracker?.client?.attempts ?? NaN), 0)
 }
 
@@ -254,7 +253,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await sleep(IDLE_WINDOW_MS)
     const idleCores = pids.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? NaN) - idle0[i], 0) / (IDLE_WINDOW_MS / 1000)
 
-    const attempts0 = await trackerAttempts(peers)
+    const attempts0 = trackerAttempts(await Promise.all(peers.map(getStatus)))
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
@@ -284,7 +283,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const cpuS = cpu1.map((c, i) => c - cpu0[i])
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
     const status = await Promise.all(peers.map(getStatus))
-    const trackerRequests = status.reduce((a, st) => a + Number(st.tracker?.client?.attempts ?? NaN), 0) - attempts0
+    const trackerRequests = trackerAttempts(status) - attempts0
     const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
 
     // every figure checks every copy

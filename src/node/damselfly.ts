@@ -1,6 +1,5 @@
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
@@ -16,7 +15,7 @@ import { metaInfoOf } from '../task/tracker-port.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
-import { TrackerPortAdapter, trackerServiceFor } from './tracker-port.ts'
+import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
 import type { TrackerHandle } from './tracker-port.ts'
 import type { TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
@@ -535,15 +534,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     if (this.mergedAddrs.size > MERGED_ADDRS_MEMORY) {
       this.mergedAddrs.delete(this.mergedAddrs.keys().next().value!)
     }
-    const multiaddrs = addrs.flatMap(a => {
-      try {
-        return [multiaddr(a)]
-      } catch {
-        return []
-      }
-    })
     try {
-      await this.components.peerStore.merge(peerIdFromString(peerId), { multiaddrs })
+      await this.components.peerStore.merge(peerIdFromString(peerId), { multiaddrs: toMultiaddrs(addrs) })
     } catch (err) {
       this.mergedAddrs.delete(peerId)
       throw err

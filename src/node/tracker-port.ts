@@ -34,7 +34,8 @@ export interface TrackerPortInit {
  */
 export const STANDBY_ANNOUNCE_INTERVAL_MS = 5_000
 
-function toMultiaddrs (addrs: string[]): Multiaddr[] {
+/** The addresses that parse as multiaddrs (peers send us strings; one bad one must not lose the rest) */
+export function toMultiaddrs (addrs: string[]): Multiaddr[] {
   return addrs.flatMap(a => {
     try {
       return [multiaddr(a)]
@@ -72,8 +73,7 @@ export class TrackerPortAdapter implements TrackerPort {
       freeUploadSlots: this.init.freeUploadSlots(),
       version: DAMSELFLY_VERSION,
       wantGrant: req.wantGrant,
-      wantDigests: req.wantDigests ?? true,
-      waitMs: req.waitMs ?? 0
+      wantDigests: req.wantDigests ?? true
     }
   }
 
@@ -86,14 +86,14 @@ export class TrackerPortAdapter implements TrackerPort {
   async announce (req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
     const eligible = this.init.eligiblePeers()
     const request = this.wireRequest(req)
-    const { tracker, response } = await this.init.tracker.client.announceElected(req.taskId, eligible, request, { signal: options.signal })
+    const { tracker, response } = await this.init.tracker.client.announceElected(req.taskId, eligible, { ...request, waitMs: req.waitMs }, { signal: options.signal })
     const others = electTrackers(req.taskId, eligible).filter(p => p !== tracker.toString())
     this.secondaries.set(req.taskId, new Set(others))
     if (response.status === 'need-meta' && req.meta == null) {
       for (const other of others) {
         try {
           // no grant from the standby: it does not know what the first one granted
-          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false, waitMs: 0 }, { signal: options.signal, retries: 0 })
+          const res = await this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { signal: options.signal, retries: 0 })
           if (res.status === 'ok' && res.meta != null) {
             return this.toResult(peerIdFromString(other).toString(), res)
           }
@@ -111,13 +111,13 @@ export class TrackerPortAdapter implements TrackerPort {
       }
       sent.set(other, now)
       // a standby registration: no grant from it, so the origin is read once
-      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false, waitMs: 0 }, { retries: 0 }).catch(() => {})
+      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { retries: 0 }).catch(() => {})
     }
     return this.toResult(tracker.toString(), response)
   }
 
   async announceDirect (peerId: string, req: AnnounceRequest, options: { signal?: AbortSignal } = {}): Promise<AnnounceResult> {
-    const response = await this.init.tracker.client.announce(peerId, { ...this.wireRequest(req), taskId: req.taskId, wantGrant: false, direct: true, waitMs: 0 }, { signal: options.signal, retries: 0 })
+    const response = await this.init.tracker.client.announce(peerId, { ...this.wireRequest(req), taskId: req.taskId, wantGrant: false, direct: true }, { signal: options.signal, retries: 0 })
     return { ...this.toResult(peerId, response), direct: true }
   }
 

@@ -79,7 +79,7 @@ describe('e2e: 8 in-process nodes and an HTTP origin', function () {
   async function fetchAll (size: number, name: string): Promise<{ hex: string, origin: DemoOrigin, downloads: Download[], taskId: string }> {
     const file = path.join(dir, name)
     const hex = await writeRandomFile(file, size)
-    const origin = await startOrigin(file, name)
+    const origin = await startOrigin(file, { name })
     origins.push(origin)
     const downloads = nodes.map(node => node.service.get({ url: origin.url }))
     await Promise.all(downloads.map(async d => d.done))
@@ -197,7 +197,7 @@ describe('e2e: a short outage of the only tracker', function () {
     const size = 32 * MiB
     const file = path.join(await swarm.tempDir(), 'outage.bin')
     const hex = await writeRandomFile(file, size)
-    origin = await startOrigin(file, 'outage.bin')
+    origin = await startOrigin(file, { name: 'outage.bin' })
     const meta = await seed.service.import(file, { url: origin.url })
     await waitFor(() => x.service.tracker.tasks().some(t => t.taskId === meta.taskId && t.completePeers === 1), 10_000, 'the seed to register')
 
@@ -247,7 +247,7 @@ describe('e2e: no tracker eligible (every node supernode: never)', function () {
   async function serve (size: number, name: string): Promise<{ hex: string, origin: DemoOrigin }> {
     const file = path.join(dir, name)
     const hex = await writeRandomFile(file, size)
-    const origin = await startOrigin(file, name)
+    const origin = await startOrigin(file, { name })
     origins.push(origin)
     return { hex, origin }
   }

@@ -36,8 +36,8 @@ export interface DemoOrigin {
  * A small HTTP origin for the demo: serves one file with ETag and Range
  * support, and counts the body bytes it sends (the origin egress).
  */
-export async function startOrigin (file: string, options: string | OriginOptions = {}): Promise<DemoOrigin> {
-  const { name = 'file.bin', host = '127.0.0.1', port: wantPort = 0, onServed } = typeof options === 'string' ? { name: options } : options
+export async function startOrigin (file: string, options: OriginOptions = {}): Promise<DemoOrigin> {
+  const { name = 'file.bin', host = '127.0.0.1', port: wantPort = 0, onServed } = options
   const size = (await fs.promises.stat(file)).size
   const etag = `"${createHash('sha256').update(`${file}:${size}`).digest('hex').slice(0, 16)}"`
   let sent = 0
