@@ -25,12 +25,14 @@ export interface TrackerPortInit {
 }
 
 /**
- * How often the standby tracker of a task hears a whole announce from us.
- * It needs our registration and bitfield only to take over when the first
- * tracker fails, and our first announce to it then brings both anyway, so a
- * copy of every announce (one per second while downloading) only doubled the
- * tracker requests of a busy swarm. Reports still reach it at once (they
- * carry the digests it must hand out after a takeover).
+ * How often the standby tracker of a task hears from us: a whole announce,
+ * then the pieces we reported to the first tracker since the last one. It
+ * needs our registration, bitfield and digests only to take over when the
+ * first tracker fails, and after a takeover every peer announces to it and
+ * reports each piece it does not know anyway. A copy of every announce (one a
+ * second while downloading) doubled the tracker requests of a busy swarm; a
+ * copy of every report (one per 100 ms batch) did the same for reports, and
+ * the first ones failed because they overtook the standby registration.
  */
 export const STANDBY_ANNOUNCE_INTERVAL_MS = 5_000
 
@@ -61,6 +63,8 @@ export class TrackerPortAdapter implements TrackerPort {
   private readonly secondaries = new Map<string, Set<string>>()
   /** per task, when each standby tracker last got an announce from us */
   private readonly standbyAt = new Map<string, Map<string, number>>()
+  /** per task and standby tracker, the pieces reported to the first tracker since the standby last heard of them */
+  private readonly standbyPieces = new Map<string, Map<string, Map<number, Uint8Array>>>()
 
   private wireRequest (req: AnnounceRequest): Omit<TrackerAnnounceRequest, 'taskId'> {
     return {
@@ -89,6 +93,13 @@ export class TrackerPortAdapter implements TrackerPort {
     const { tracker, response } = await this.init.tracker.client.announceElected(req.taskId, eligible, { ...request, waitMs: req.waitMs }, { signal: options.signal })
     const others = electTrackers(req.taskId, eligible).filter(p => p !== tracker.toString())
     this.secondaries.set(req.taskId, new Set(others))
+    const pending = this.standbyPieces.get(req.taskId)
+    for (const id of pending?.keys() ?? []) {
+      if (!others.includes(id)) {
+        // no longer a standby: whoever takes over hears of our pieces from us then
+        pending!.delete(id)
+      }
+    }
     if (response.status === 'need-meta' && req.meta == null) {
       for (const other of others) {
         try {
@@ -110,8 +121,7 @@ export class TrackerPortAdapter implements TrackerPort {
         continue
       }
       sent.set(other, now)
-      // a standby registration: no grant from it, so the origin is read once
-      this.init.tracker.client.announce(other, { ...request, taskId: req.taskId, wantGrant: false }, { retries: 0 }).catch(() => {})
+      this.updateStandby(other, req.taskId, request)
     }
     return this.toResult(tracker.toString(), response)
   }
@@ -140,10 +150,44 @@ export class TrackerPortAdapter implements TrackerPort {
     }
   }
 
+  /**
+   * Register with a standby tracker (no grant from it, so the origin is read
+   * once), then tell it the pieces reported since it last heard from us
+   */
+  private updateStandby (standby: string, taskId: string, request: Omit<TrackerAnnounceRequest, 'taskId'>): void {
+    const pending = this.standbyPieces.get(taskId)?.get(standby)
+    const pieces = [...pending ?? []].map(([index, digest]) => ({ index, digest }))
+    pending?.clear()
+    const client = this.init.tracker.client
+    client.announce(standby, { ...request, taskId, wantGrant: false }, { retries: 0 })
+      .then(async () => {
+        if (pieces.length > 0) {
+          await client.report(standby, taskId, pieces, { retries: 0 })
+        }
+      })
+      .catch(() => {
+        // next time, unless the download left or the standby changed meanwhile
+        const again = this.standbyPieces.get(taskId)?.get(standby)
+        for (const { index, digest } of pieces) {
+          if (again != null && !again.has(index)) {
+            again.set(index, digest)
+          }
+        }
+      })
+  }
+
   async report (trackerId: string, taskId: string, pieces: Array<{ index: number, digest: Uint8Array }>, options: { signal?: AbortSignal } = {}): Promise<void> {
     for (const other of this.secondaries.get(taskId) ?? []) {
-      if (other !== trackerId) {
-        this.init.tracker.client.report(other, taskId, pieces, { retries: 0 }).catch(() => {})
+      if (other === trackerId) {
+        continue
+      }
+      // the standby hears of them with our next announce to it
+      const byStandby = this.standbyPieces.get(taskId) ?? new Map<string, Map<number, Uint8Array>>()
+      this.standbyPieces.set(taskId, byStandby)
+      const pending = byStandby.get(other) ?? new Map<number, Uint8Array>()
+      byStandby.set(other, pending)
+      for (const { index, digest } of pieces) {
+        pending.set(index, digest)
       }
     }
     await this.init.tracker.client.report(trackerId, taskId, pieces, { signal: options.signal })
@@ -157,6 +201,7 @@ export class TrackerPortAdapter implements TrackerPort {
     }
     this.secondaries.delete(taskId)
     this.standbyAt.delete(taskId)
+    this.standbyPieces.delete(taskId)
     await this.init.tracker.client.leave(trackerId, taskId, { retries: 0 })
   }
 
