@@ -31,7 +31,7 @@ import { LoopbackCluster, NetnsCluster } from './fanout/cluster.ts'
 import { writeRandomFile } from './fanout/files.ts'
 import { Guard } from './fanout/guard.ts'
 import { waitForIdle } from './fanout/idle.ts'
-import { plainRun, swarmRun } from './fanout/measure.ts'
+import { downlinkBusyWhileOriginSends, plainRun, swarmRun } from './fanout/measure.ts'
 import { netnsUnavailable, removeStale } from './fanout/netns.ts'
 import { boundSeconds, DEFAULT_PRESET, describeScenario, parseScenarios, PRESETS } from './fanout/scenarios.ts'
 import { boolFlag, intFlag, listFlag, stringFlag } from './lib/args.ts'
@@ -112,6 +112,8 @@ interface ScenarioSummary {
   cpuSysShare: Summary
   cpuPerNodeS: Summary
   trackerRequestsPerNodeS: Summary
+  /** netns: mean use of the peers' download links while the origin's link was at least half busy */
+  downlinkBusy: Summary
   foreignCores: Summary
   idleCores: Summary
   settleS: Summary
@@ -164,6 +166,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuSysShare: summarize(r.runs.map(x => sum(x.cpuSysS) / sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
+    downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
     settleS: summarize(r.runs.map(x => x.settleS)),
@@ -222,6 +225,7 @@ async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Clus
       extraArgs: o.extraArgs,
       nodeOptions: o.nodeOptions,
       originLinkTx: netns == null ? undefined : () => netns.originLinkTx(),
+      peerLinksRx: netns == null ? undefined : () => netns.peerLinksRx(),
       onProgress: line => { progress(`  ${line}`) }
     })
     result.runs.push(run)
@@ -331,7 +335,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -348,6 +352,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtRange({ ...s.cpuSysShare, median: 100 * s.cpuSysShare.median, min: 100 * s.cpuSysShare.min, max: 100 * s.cpuSysShare.max }, 0, '%'),
       fmtRange(s.cpuPerNodeS, 2),
       fmtRange(s.trackerRequestsPerNodeS, 1),
+      Number.isNaN(s.downlinkBusy.median) ? '–' : fmtRange({ ...s.downlinkBusy, median: 100 * s.downlinkBusy.median, min: 100 * s.downlinkBusy.min, max: 100 * s.downlinkBusy.max }, 0, '%'),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
@@ -358,6 +363,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
     'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
+    'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])
 

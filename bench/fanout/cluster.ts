@@ -374,6 +374,11 @@ export class NetnsCluster implements Cluster {
     return this.lab.txBytes(this.lab.origin)
   }
 
+  /** link-level bytes each peer's namespace has received */
+  peerLinksRx (): number[] {
+    return this.lab.peers.map(h => this.lab.rxBytes(h))
+  }
+
   async close (): Promise<void> {
     await this.origin.close()
     this.lab.destroy()

@@ -65,6 +65,35 @@ export interface Timeline {
   parents: number[][]
   /** per sample, per node: ms the daemon took to answer GET /tasks/:id (event-loop lag shows here) */
   answerMs: number[][]
+  /** netns, per sample: link-level bytes out of the origin's namespace, and into each peer's, since the tasks were posted */
+  originLinkTx?: number[]
+  peersLinkRx?: number[][]
+}
+
+/**
+ * netns: how busy the peers' download links were, on average, while the
+ * origin's link was at least half busy (the origin sending the file): a node
+ * keeps up with the origin only if its link is as busy as the origin's.
+ * `bytesPerS` is the links' rate; undefined without link samples.
+ */
+export function downlinkBusyWhileOriginSends (tl: Timeline, bytesPerS: number): number | undefined {
+  const up = tl.originLinkTx
+  const down = tl.peersLinkRx
+  if (up == null || down == null) {
+    return undefined
+  }
+  let busy = 0
+  let seconds = 0
+  for (let i = 1; i < tl.t.length; i++) {
+    const dt = tl.t[i] - tl.t[i - 1]
+    if (dt <= 0 || (up[i] - up[i - 1]) / dt < bytesPerS / 2) {
+      continue
+    }
+    const nodes = down[i].length
+    busy += down[i].reduce((a, rx, n) => a + (rx - down[i - 1][n]), 0) / nodes / bytesPerS
+    seconds += dt
+  }
+  return seconds > 0 ? busy / seconds : undefined
 }
 
 export interface SwarmRun {
@@ -124,6 +153,8 @@ export interface RunOptions extends DaemonOptions {
   failureLogDir: string
   /** link-level origin counter, netns only */
   originLinkTx?(): number
+  /** link-level bytes into each peer's namespace, netns only */
+  peerLinksRx?(): number[]
   /** called with a one-line summary while the run progresses */
   onProgress?(line: string): void
 }
@@ -168,6 +199,12 @@ async function saveLogs (peers: Peer[], logDir: string | undefined): Promise<voi
  */
 async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: number, egress0: number, o: RunOptions): Promise<{ timeline: Timeline, last: DownloadProgress[] }> {
   const timeline: Timeline = { t: [], egress: [], bytesDone: [], fromOrigin: [], parents: [], answerMs: [] }
+  const up0 = o.originLinkTx?.()
+  const down0 = o.peerLinksRx?.()
+  if (up0 != null && down0 != null) {
+    timeline.originLinkTx = []
+    timeline.peersLinkRx = []
+  }
   let nextNote = Date.now() + 5000
   // a daemon starved of CPU on a loaded host may miss a poll: its last answer
   // stands in, and only a daemon silent for POLL_GIVE_UP_MS fails the run
@@ -201,6 +238,10 @@ async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: numb
     timeline.bytesDone.push(progress.map(p => p.bytesDone))
     timeline.fromOrigin.push(progress.map(p => p.fromOrigin))
     timeline.parents.push(progress.map(p => p.parents))
+    if (up0 != null && down0 != null) {
+      timeline.originLinkTx!.push(o.originLinkTx!() - up0)
+      timeline.peersLinkRx!.push(o.peerLinksRx!().map((rx, i) => rx - down0[i]))
+    }
     const bad = progress.findIndex(p => p.state === 'failed' || p.state === 'cancelled')
     if (bad !== -1) {
       throw new Error(`node ${bad + 1}: the download ${progress[bad].state}: ${progress[bad].error?.name ?? ''} ${progress[bad].error?.message ?? ''}\n--- its log (tail) ---\n${tail(peers[bad].output())}`)

@@ -213,6 +213,11 @@ export class NetnsLab {
     return Number(fs.readFileSync(`/sys/class/net/${h.hostIf}/statistics/rx_bytes`, 'utf8'))
   }
 
+  /** bytes the namespace received through its veth (link level: headers and resent segments included) */
+  rxBytes (h: LabHost): number {
+    return Number(fs.readFileSync(`/sys/class/net/${h.hostIf}/statistics/tx_bytes`, 'utf8'))
+  }
+
   /**
    * Remove every namespace and the bridge (the veths go with their
    * namespaces). Synchronous, so it also works from an 'exit' handler; kill
