@@ -154,6 +154,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private grantEpochUsed = -1
   private lastProgressAt = Date.now()
   private reportTimer?: ReturnType<typeof setTimeout>
+  private reportInFlight?: Promise<void>
   private wake?: () => void
   private fatal?: Error
   private readonly startedAt = Date.now()
@@ -263,7 +264,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       }
       this.throwIfStopped()
       await Promise.all(this.writes)
-      await this.flushReports()
+      await this.flushReports(true)
       await this.verifyDigest()
       this.setState('succeeded')
       return this.ctx.store.getTask(this.request.taskId)!
@@ -954,7 +955,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 
   private scheduleReport (): void {
-    if (this.reportTimer != null || this.tracker == null) {
+    // an ended download reports nothing more (its last batch went out before it ended)
+    if (this.reportTimer != null || this.tracker == null || (this.state !== 'pending' && this.state !== 'running')) {
       return
     }
     this.reportTimer = setTimeout(() => {
@@ -963,23 +965,48 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     }, DEFAULT_REPORT_DELAY_MS)
   }
 
-  private async flushReports (): Promise<void> {
+  /**
+   * Send the pending reports. One report is in flight at a time: pieces that
+   * finish meanwhile go in the next batch, which leaves when it returns. A
+   * tracker slowed down by load (or a saturated link) used to get a new
+   * report stream every 100 ms on top of those it had not answered yet.
+   * With `wait`, a report in flight is waited for and the rest sent after it
+   * (the end of a download); otherwise it is left to send them.
+   */
+  private async flushReports (wait = false): Promise<void> {
+    while (this.reportInFlight != null) {
+      if (!wait) {
+        return
+      }
+      await this.reportInFlight
+    }
     if (this.tracker == null || this.pendingReports.size === 0) {
       return
     }
+    const tracker = this.tracker
     const batch = [...this.pendingReports].map(([index, digest]) => ({ index, digest }))
     this.pendingReports.clear()
-    try {
-      await this.ctx.tracker.report(this.tracker, this.request.taskId, batch)
-      for (const { index } of batch) {
-        this.trackerKnows[index] = true
-      }
-    } catch (err: any) {
-      this.log('could not report %d pieces to %s - %s', batch.length, this.tracker, err.message)
-      for (const { index, digest } of batch) {
-        this.pendingReports.set(index, digest)
-      }
-    }
+    const sent = this.ctx.tracker.report(tracker, this.request.taskId, batch)
+      .then(() => {
+        for (const { index } of batch) {
+          this.trackerKnows[index] = true
+        }
+      }, (err: any) => {
+        this.log('could not report %d pieces to %s - %s', batch.length, tracker, err.message)
+        for (const { index, digest } of batch) {
+          if (!this.pendingReports.has(index)) {
+            this.pendingReports.set(index, digest)
+          }
+        }
+      })
+      .finally(() => {
+        this.reportInFlight = undefined
+        if (this.pendingReports.size > 0) {
+          this.scheduleReport()
+        }
+      })
+    this.reportInFlight = sent
+    await sent
   }
 
   /**

@@ -319,6 +319,35 @@ describe('Download', () => {
     expect(asked.slice(1).filter(a => a)).to.have.lengthOf(0)
   })
 
+  it('has one report in flight at a time, batches what finishes meanwhile, and has reported every piece when done', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, taskId } = harness(store, data)
+    const fetchPieces = ctx.fetchPieces
+    ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+      // one piece every 10 ms: pieces keep finishing while a report is out
+      await new Promise(resolve => setTimeout(resolve, 10 * indexes.length))
+      return fetchPieces(peer, addrs, id, indexes, options)
+    }
+    let inFlight = 0
+    let most = 0
+    const batches: number[][] = []
+    ctx.tracker = {
+      ...ctx.tracker,
+      // a tracker slowed down by load: 250 ms per report
+      report: async (_tracker, _taskId, pieces) => {
+        inFlight++
+        most = Math.max(most, inFlight)
+        await new Promise(resolve => setTimeout(resolve, 250))
+        batches.push(pieces.map(p => p.index))
+        inFlight--
+      }
+    }
+    await new Download(ctx, { taskId }).done
+    expect(most).to.equal(1)
+    expect(batches.flat().sort((a, b) => a - b)).to.deep.equal(Array.from({ length: COUNT }, (_, i) => i), 'each piece reported once, all before the download ended')
+    expect(batches.length).to.be.within(2, 8)
+  })
+
   it('without a reader, does not fetch in index order', async () => {
     const data = randomBytes(PIECE * COUNT)
     const { ctx, requested } = harness(store, data)
