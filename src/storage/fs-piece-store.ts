@@ -6,6 +6,7 @@ import { InvalidParametersError, NotStartedError } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { isSha256Hex, normaliseDigest } from '../task/digest.ts'
 import { choosePieceSize, pieceCount, pieceRange, validatePieceSize } from '../task/piece-size.ts'
+import { bitIsSet } from '../utils/bitfield.ts'
 import { DEFAULT_MAX_READ_HANDLES, DEFAULT_RESERVE_RATIO } from './constants.ts'
 import {
   DigestMismatchError,
@@ -335,7 +336,7 @@ export class FsPieceStore implements PieceStore {
   has (taskId: string, index: number): boolean {
     const entry = this.entry(taskId)
 
-    return Number.isSafeInteger(index) && index >= 0 && index < entry.task.pieceCount && getBit(entry.have, index)
+    return Number.isSafeInteger(index) && index >= 0 && index < entry.task.pieceCount && bitIsSet(entry.have, index)
   }
 
   missing (taskId: string): number[] {
@@ -343,7 +344,7 @@ export class FsPieceStore implements PieceStore {
     const missing: number[] = []
 
     for (let i = 0; i < entry.task.pieceCount; i++) {
-      if (!getBit(entry.have, i)) {
+      if (!bitIsSet(entry.have, i)) {
         missing.push(i)
       }
     }
@@ -550,7 +551,7 @@ export class FsPieceStore implements PieceStore {
 
     // a present piece always has a digest; anything else is dropped
     for (let i = 0; i < task.pieceCount; i++) {
-      if (getBit(file.have, i) && task.pieceDigests[i] != null) {
+      if (bitIsSet(file.have, i) && task.pieceDigests[i] != null) {
         setBit(entry.have, i)
       }
     }
@@ -593,7 +594,7 @@ export class FsPieceStore implements PieceStore {
       const buffer = Buffer.allocUnsafe(Math.min(task.pieceSize, task.contentLength))
 
       for (let i = 0; i < task.pieceCount; i++) {
-        if (!getBit(entry.have, i)) {
+        if (!bitIsSet(entry.have, i)) {
           continue
         }
 
@@ -674,7 +675,7 @@ export class FsPieceStore implements PieceStore {
     // a digest may have been learned while waiting
     this.checkDigest(entry, index, digest, expected)
 
-    if (getBit(entry.have, index)) {
+    if (bitIsSet(entry.have, index)) {
       return
     }
 
@@ -738,7 +739,7 @@ export class FsPieceStore implements PieceStore {
     const { task } = entry
     const range = pieceRange(index, task.contentLength, task.pieceSize)
 
-    if (!getBit(entry.have, index)) {
+    if (!bitIsSet(entry.have, index)) {
       throw new PieceNotFoundError(`Task ${task.taskId} does not have piece ${index} - fetch it from another peer`)
     }
 
@@ -776,7 +777,7 @@ export class FsPieceStore implements PieceStore {
         const pieceDigest = sha256(piece)
         this.checkDigest(entry, i, pieceDigest, undefined)
 
-        if (!getBit(entry.have, i) && !entry.writing.has(i)) {
+        if (!bitIsSet(entry.have, i) && !entry.writing.has(i)) {
           await writeAll(data, piece, range.start)
           written.push({ index: i, digest: pieceDigest, length: range.length })
         }
@@ -1128,7 +1129,7 @@ export class FsPieceStore implements PieceStore {
   }
 
   private markPresent (entry: TaskEntry, index: number, length: number): void {
-    if (!getBit(entry.have, index)) {
+    if (!bitIsSet(entry.have, index)) {
       setBit(entry.have, index)
       entry.present++
       entry.bytesPresent += length
@@ -1210,7 +1211,7 @@ function countPresent (entry: TaskEntry): void {
   entry.bytesPresent = 0
 
   for (let i = 0; i < task.pieceCount; i++) {
-    if (getBit(entry.have, i)) {
+    if (bitIsSet(entry.have, i)) {
       entry.present++
       entry.bytesPresent += pieceRange(i, task.contentLength, task.pieceSize).length
     }
@@ -1219,10 +1220,6 @@ function countPresent (entry: TaskEntry): void {
 
 function copyTask (task: TaskMetadata): TaskMetadata {
   return { ...task, pieceDigests: [...task.pieceDigests] }
-}
-
-function getBit (bits: Uint8Array, i: number): boolean {
-  return (bits[i >> 3] & (0x80 >> (i & 7))) !== 0
 }
 
 function setBit (bits: Uint8Array, i: number): void {

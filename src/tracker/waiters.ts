@@ -4,17 +4,12 @@
  * asks once with a wait, and hears within a report's round trip when another
  * peer gets a piece it lacks.
  */
+import { bitIsSet } from '../utils/bitfield.ts'
 
 interface Waiter {
   /** the waiting peer's bitfield, as it announced it */
   have: Uint8Array
   wake(): void
-}
-
-/** True when bit `index` is set in bitfield bytes (MSB first, as Bitfield stores them) */
-function hasBit (have: Uint8Array, index: number): boolean {
-  const byte = index >> 3
-  return byte < have.byteLength && (have[byte] & (0x80 >> (index & 7))) !== 0
 }
 
 /** True when `other` holds a piece `have` lacks */
@@ -87,7 +82,7 @@ export class AnnounceWaiters {
     for (const w of [...set]) {
       const lacks = indexes == null
         ? holdsMissing(w.have, pieces as Uint8Array)
-        : indexes.some(i => !hasBit(w.have, i))
+        : indexes.some(i => !bitIsSet(w.have, i))
       if (lacks) {
         w.wake()
       }

@@ -10,6 +10,16 @@
 import '../polyfill.ts'
 import { InvalidParametersError } from '@libp2p/interface'
 
+/**
+ * Whether bit `index` is set in bitfield wire bytes (most significant bit
+ * first, as Bitfield stores them); false past the end, so a peer's short or
+ * unchecked bitfield can be read without building a Bitfield
+ */
+export function bitIsSet (bytes: Uint8Array, index: number): boolean {
+  const byte = index >> 3
+  return byte < bytes.byteLength && (bytes[byte] & (0x80 >> (index & 7))) !== 0
+}
+
 /** Number of set bits for every byte value, so `count()` is one lookup per byte */
 const POPCOUNT = new Uint8Array(256)
 for (let i = 1; i < 256; i++) {
@@ -73,7 +83,7 @@ export class Bitfield {
   /** Whether bit `index` is set */
   get (index: number): boolean {
     this.#check(index)
-    return (this.#bytes[index >> 3] & (0x80 >> (index & 7))) !== 0
+    return bitIsSet(this.#bytes, index)
   }
 
   /** Set bit `index`; setting a set bit is a no-op */
