@@ -149,9 +149,19 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private nextAnnounceAt = 0
   private intervalMs = DEFAULT_ANNOUNCE_INTERVAL_MS
   private originRuns = 0
-  /** bumped by every announce answer; a tracker grant is used for one origin run, then confirmed again */
+  /**
+   * Bumped by every answer to an announce sent while no origin run was in
+   * flight: a tracker grant is used for one origin run, then confirmed again
+   * by such an answer. An answer to an announce sent during a run is not a
+   * confirmation: the tracker did not yet know that run's last pieces were
+   * done, so it still counted that stripe as ours and the next stripe as
+   * free to move; starting the next stripe on it let another source peer be
+   * given the same stripe (read twice from the origin).
+   */
   private grantEpoch = 0
   private grantEpochUsed = -1
+  /** an origin run ended while an announce was in flight: announce again as soon as it returns */
+  private announceAgain = false
   private lastProgressAt = Date.now()
   private reportTimer?: ReturnType<typeof setTimeout>
   private reportInFlight?: Promise<void>
@@ -501,7 +511,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   /**
    * Take in an announce answer: digests, parents, grants
    */
-  private async apply (res: AnnounceResult): Promise<void> {
+  private async apply (res: AnnounceResult, confirmsGrant = true): Promise<void> {
     const meta = this.meta
     if (meta == null) {
       return
@@ -572,7 +582,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
 
     // each answer carries our whole current grant: pieces missing from it were moved to another peer
     this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
-    this.grantEpoch++
+    if (confirmsGrant) {
+      this.grantEpoch++
+    }
 
     // pieces we hold whose digest the tracker does not know yet (ours from the
     // origin, or a tracker that took over): report them
@@ -593,12 +605,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const now = Date.now()
     if (!this.announcing && now >= this.nextAnnounceAt) {
       this.announcing = true
+      const quiet = this.originRuns === 0
       this.tryAnnounce()
-        .then(async (res) => { if (res != null) { await this.apply(res) } })
+        .then(async (res) => { if (res != null) { await this.apply(res, quiet) } })
         .catch((err) => { this.fatal ??= err })
         .finally(() => {
           this.announcing = false
-          this.nextAnnounceAt = Date.now() + this.intervalMs
+          this.nextAnnounceAt = this.announceAgain ? Date.now() : Date.now() + this.intervalMs
+          this.announceAgain = false
           this.wakeUp()
         })
     }
@@ -703,6 +717,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
           }
           // confirm what is left of the grant right away
           this.nextAnnounceAt = Math.min(this.nextAnnounceAt, Date.now())
+          this.announceAgain = this.announcing
           this.wakeUp()
         })
     }

@@ -229,6 +229,54 @@ describe('Download', () => {
     expect(announces).to.be.at.least(4)
   })
 
+  it('starts the next granted stripe only on an answer to an announce that told the tracker the last stripe was done', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const { ctx: plain } = harness(store, data)
+    // what the tracker was told by the last announce it answered
+    let answeredHave: Bitfield | undefined
+    h.ctx.tracker = {
+      ...plain.tracker,
+      // a slow tracker, asked often: an announce is often in flight when a stripe ends
+      announce: async (req, options) => {
+        const have = req.have?.clone()
+        await new Promise(resolve => setTimeout(resolve, 150))
+        const res = await plain.tracker.announce(req, options)
+        answeredHave = have
+        return { ...res, parents: [], intervalMs: 100, grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => have?.get(i) !== true) }
+      }
+    }
+    const ranges: Array<[number, number]> = []
+    const confirmedBy: Array<Bitfield | undefined> = []
+    const readRange = h.ctx.sources.readRange.bind(h.ctx.sources)
+    h.ctx.sources.readRange = async function * (url, options) {
+      ranges.push([options.start, options.end])
+      confirmedBy.push(answeredHave)
+      // 64 KiB every 30 ms: several announces per stripe
+      for await (const chunk of readRange(url, options)) {
+        for (let i = 0; i < chunk.byteLength; i += PIECE) {
+          await new Promise(resolve => setTimeout(resolve, 30))
+          yield chunk.subarray(i, i + PIECE)
+        }
+      }
+    }
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await download.done
+    expect(ranges).to.deep.equal([0, 1, 2, 3].map(k => [k * 16 * PIECE, (k + 1) * 16 * PIECE]))
+    // a tracker that was not told a stripe is done still counts it as the
+    // grantee's current one, and may give the next stripe to another peer
+    for (let k = 1; k < ranges.length; k++) {
+      const missing = []
+      for (let i = 0; i < ranges[k][0] / PIECE; i++) {
+        if (confirmedBy[k]?.get(i) !== true) {
+          missing.push(i)
+        }
+      }
+      expect(missing, `stripe ${k} started on an answer to an announce that lacked these pieces`).to.deep.equal([])
+    }
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+  })
+
   it('stops reading a granted stripe once the tracker has not heard from it for a while', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
