@@ -1052,7 +1052,18 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 
   private async sleep (): Promise<void> {
-    const wait = Math.max(10, Math.min(this.nextAnnounceAt - Date.now(), DEFAULT_STALL_MS))
+    const now = Date.now()
+    // while an announce is in flight its answer wakes us (the next one is
+    // due only after it): waiting for the past announce time instead re-ran
+    // step() every 10 ms for as long as the tracker took to answer
+    let until = this.announcing ? now + this.intervalMs : this.nextAnnounceAt
+    for (const p of this.parents.values()) {
+      if (p.restUntil > now) {
+        // a resting parent may be asked again then
+        until = Math.min(until, p.restUntil)
+      }
+    }
+    const wait = Math.max(10, Math.min(until - now, DEFAULT_STALL_MS))
     await new Promise<void>(resolve => {
       const timer = setTimeout(() => { this.wake = undefined; resolve() }, wait)
       this.wake = () => {

@@ -396,6 +396,34 @@ describe('Download', () => {
     expect(batches.length).to.be.within(2, 8)
   })
 
+  it('does not busy-loop while an announce is in flight', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    // the parent holds nothing: the download waits on the tracker
+    const { ctx, taskId } = harness(store, data, 0)
+    const announce = ctx.tracker.announce.bind(ctx.tracker)
+    let announces = 0
+    ctx.tracker = {
+      ...ctx.tracker,
+      announce: async (req, options) => {
+        announces++
+        await new Promise(resolve => setTimeout(resolve, 400))
+        return announce(req, options)
+      }
+    }
+    const download = new Download(ctx, { taskId })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    // every scheduling step reads the store's have bitfield
+    let steps = 0
+    const have = store.have.bind(store)
+    store.have = (id) => { steps++; return have(id) }
+    await new Promise(resolve => setTimeout(resolve, 1_200))
+    download.cancel()
+    await download.done.catch(() => {})
+    expect(announces).to.be.at.least(2)
+    // a step per answer (and a few more), not one every 10 ms while waiting
+    expect(steps).to.be.below(20)
+  })
+
   it('without a reader, does not fetch in index order', async () => {
     const data = randomBytes(PIECE * COUNT)
     const { ctx, requested } = harness(store, data)
