@@ -106,6 +106,20 @@ async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uin
   return { ctx, originBytes: () => originBytes, url: pathToFileURL(file).href, taskId }
 }
 
+/** The origin sends one 64 KiB piece every `msPerPiece`; `onRange` hears of each range request */
+function slowOrigin (ctx: DownloadContext, msPerPiece: number, onRange: (start: number, end: number) => void): void {
+  const readRange = ctx.sources.readRange.bind(ctx.sources)
+  ctx.sources.readRange = async function * (url, options) {
+    onRange(options.start, options.end)
+    for await (const chunk of readRange(url, options)) {
+      for (let i = 0; i < chunk.byteLength; i += PIECE) {
+        await new Promise(resolve => setTimeout(resolve, msPerPiece))
+        yield chunk.subarray(i, i + PIECE)
+      }
+    }
+  }
+}
+
 describe('Download', () => {
   let dir: string
   let store: FsPieceStore
@@ -248,18 +262,11 @@ describe('Download', () => {
     }
     const ranges: Array<[number, number]> = []
     const confirmedBy: Array<Bitfield | undefined> = []
-    const readRange = h.ctx.sources.readRange.bind(h.ctx.sources)
-    h.ctx.sources.readRange = async function * (url, options) {
-      ranges.push([options.start, options.end])
+    // 64 KiB every 30 ms: several announces per stripe
+    slowOrigin(h.ctx, 30, (start, end) => {
+      ranges.push([start, end])
       confirmedBy.push(answeredHave)
-      // 64 KiB every 30 ms: several announces per stripe
-      for await (const chunk of readRange(url, options)) {
-        for (let i = 0; i < chunk.byteLength; i += PIECE) {
-          await new Promise(resolve => setTimeout(resolve, 30))
-          yield chunk.subarray(i, i + PIECE)
-        }
-      }
-    }
+    })
     const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
     await download.done
     expect(ranges).to.deep.equal([0, 1, 2, 3].map(k => [k * 16 * PIECE, (k + 1) * 16 * PIECE]))
@@ -297,17 +304,8 @@ describe('Download', () => {
     h.ctx.grantSilenceMs = 300
     h.ctx.trackerLostMs = 1_000
     const ranges: Array<[number, number]> = []
-    const readRange = h.ctx.sources.readRange.bind(h.ctx.sources)
-    h.ctx.sources.readRange = async function * (url, options) {
-      ranges.push([options.start, options.end])
-      // a slow origin: 64 KiB every 50 ms
-      for await (const chunk of readRange(url, options)) {
-        for (let i = 0; i < chunk.byteLength; i += PIECE) {
-          await new Promise(resolve => setTimeout(resolve, 50))
-          yield chunk.subarray(i, i + PIECE)
-        }
-      }
-    }
+    // a slow origin: 64 KiB every 50 ms
+    slowOrigin(h.ctx, 50, (start, end) => { ranges.push([start, end]) })
     const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
     await download.done
     // the first stripe (pieces 0-15) was left after ~300 ms, well before its end;
