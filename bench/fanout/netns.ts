@@ -210,12 +210,12 @@ export class NetnsLab {
 
   /** bytes the namespace sent out of its veth (link level: headers included) */
   txBytes (h: LabHost): number {
-    return Number(fs.readFileSync(`/sys/class/net/${h.hostIf}/statistics/rx_bytes`, 'utf8'))
+    return hostEndCounter(h, 'rx_bytes')
   }
 
   /** bytes the namespace received through its veth (link level: headers and resent segments included) */
   rxBytes (h: LabHost): number {
-    return Number(fs.readFileSync(`/sys/class/net/${h.hostIf}/statistics/tx_bytes`, 'utf8'))
+    return hostEndCounter(h, 'tx_bytes')
   }
 
   /**
@@ -243,4 +243,13 @@ export class NetnsLab {
 /** `ip netns exec <ns> <command> <args…>` as argv for spawn */
 export function inNamespace (ns: string, command: string, args: string[]): [string, string[]] {
   return ['ip', ['netns', 'exec', ns, command, ...args]]
+}
+
+/**
+ * A counter of the host's end of a namespace's veth, read from outside the
+ * namespace: that end receives what the namespace sends and sends what it
+ * receives, so its rx counts the namespace's tx and the other way round
+ */
+function hostEndCounter (h: LabHost, counter: 'rx_bytes' | 'tx_bytes'): number {
+  return Number(fs.readFileSync(`/sys/class/net/${h.hostIf}/statistics/${counter}`, 'utf8'))
 }

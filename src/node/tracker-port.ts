@@ -176,16 +176,28 @@ export class TrackerPortAdapter implements TrackerPort {
       })
   }
 
+  /** The pieces queued for `standby` of `taskId`, created empty when none are */
+  private pendingFor (taskId: string, standby: string): Map<number, Uint8Array> {
+    let byStandby = this.standbyPieces.get(taskId)
+    if (byStandby == null) {
+      byStandby = new Map()
+      this.standbyPieces.set(taskId, byStandby)
+    }
+    let pending = byStandby.get(standby)
+    if (pending == null) {
+      pending = new Map()
+      byStandby.set(standby, pending)
+    }
+    return pending
+  }
+
   async report (trackerId: string, taskId: string, pieces: Array<{ index: number, digest: Uint8Array }>, options: { signal?: AbortSignal } = {}): Promise<void> {
     for (const other of this.secondaries.get(taskId) ?? []) {
       if (other === trackerId) {
         continue
       }
       // the standby hears of them with our next announce to it
-      const byStandby = this.standbyPieces.get(taskId) ?? new Map<string, Map<number, Uint8Array>>()
-      this.standbyPieces.set(taskId, byStandby)
-      const pending = byStandby.get(other) ?? new Map<number, Uint8Array>()
-      byStandby.set(other, pending)
+      const pending = this.pendingFor(taskId, other)
       for (const { index, digest } of pieces) {
         pending.set(index, digest)
       }
