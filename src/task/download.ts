@@ -148,7 +148,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private announcing = false
   private nextAnnounceAt = 0
   private intervalMs = DEFAULT_ANNOUNCE_INTERVAL_MS
-  private originRuns = 0
+  /** origin runs in flight; the end of the download waits for them as for writes */
+  private readonly originRuns = new Set<Promise<void>>()
   /**
    * Bumped by every answer to an announce sent while no origin run was in
    * flight: a tracker grant is used for one origin run, then confirmed again
@@ -273,7 +274,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         await this.sleep()
       }
       this.throwIfStopped()
-      await Promise.all(this.writes)
+      // the store may hold a piece before its put() returns (the last one
+      // also records the task's completion): wait for every run and write,
+      // so each piece is counted and reported before the download ends
+      await Promise.all([...this.writes, ...this.originRuns])
       await this.flushReports(true)
       await this.verifyDigest()
       this.setState('succeeded')
@@ -486,7 +490,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
    * until a piece we lack appears
    */
   private idle (): boolean {
-    return this.meta != null && !this.complete() && this.inflight.size === 0 && this.originRuns === 0 && this.writes.size === 0 &&
+    return this.meta != null && !this.complete() && this.inflight.size === 0 && this.originRuns.size === 0 && this.writes.size === 0 &&
       this.trackerGrants.size === 0 && this.selfGrants.size === 0
   }
 
@@ -605,7 +609,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const now = Date.now()
     if (!this.announcing && now >= this.nextAnnounceAt) {
       this.announcing = true
-      const quiet = this.originRuns === 0
+      const quiet = this.originRuns.size === 0
       this.tryAnnounce()
         .then(async (res) => { if (res != null) { await this.apply(res, quiet) } })
         .catch((err) => { this.fatal ??= err })
@@ -619,7 +623,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     this.fallBackToSource(now)
     this.startOriginWork()
     const started = this.startPeerWork(now)
-    if (!started && this.originRuns === 0 && !this.announcing && this.inflight.size === 0 && this.writes.size === 0) {
+    if (!started && this.originRuns.size === 0 && !this.announcing && this.inflight.size === 0 && this.writes.size === 0) {
       // idle: ask again soon rather than a whole interval later
       this.nextAnnounceAt = Math.min(this.nextAnnounceAt, now + DEFAULT_IDLE_ANNOUNCE_MS)
     }
@@ -682,7 +686,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const fresh = this.grantEpoch > this.grantEpochUsed
     const granted = fresh ? [...this.trackerGrants, ...this.selfGrants] : [...this.selfGrants]
     const todo = [...new Set(granted)].filter(i => !have.get(i) && !this.inflight.has(i)).sort((a, b) => a - b)
-    while (this.originRuns < DEFAULT_ORIGIN_CONCURRENCY && todo.length > 0) {
+    while (this.originRuns.size < DEFAULT_ORIGIN_CONCURRENCY && todo.length > 0) {
       const run = [todo.shift()!]
       const tracked = this.trackerGrants.has(run[0])
       // A tracker grant is read to the end of the tracker's stripe that holds
@@ -703,15 +707,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       if (run.some(i => this.trackerGrants.has(i))) {
         this.grantEpochUsed = this.grantEpoch
       }
-      this.originRuns++
-      this.fetchFromOrigin(meta, run, tracked)
+      const work: Promise<void> = this.fetchFromOrigin(meta, run, tracked)
         .catch((err) => {
           if (!this.controller.signal.aborted) {
             this.fatal ??= err
           }
         })
         .finally(() => {
-          this.originRuns--
+          this.originRuns.delete(work)
           for (const i of run) {
             this.inflight.delete(i)
           }
@@ -720,6 +723,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
           this.announceAgain = this.announcing
           this.wakeUp()
         })
+      this.originRuns.add(work)
     }
   }
 

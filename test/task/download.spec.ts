@@ -284,6 +284,34 @@ describe('Download', () => {
     expect(download.progress().fromOrigin).to.equal(data.byteLength)
   })
 
+  it('counts and reports the last piece it read from the origin before it succeeds', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const { ctx: plain } = harness(store, data)
+    const reported = new Set<number>()
+    h.ctx.tracker = {
+      ...plain.tracker,
+      announce: async (req, options) => {
+        const res = await plain.tracker.announce(req, options)
+        return { ...res, parents: [], intervalMs: 100, grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => req.have?.get(i) !== true) }
+      },
+      report: async (_tracker, _taskId, pieces) => { pieces.forEach(p => reported.add(p.index)) }
+    }
+    // the store holds the last piece (the task is complete) a while before
+    // its put() returns, as when it records the task's completion on disk
+    const put = store.put.bind(store)
+    h.ctx.store.put = async (taskId, index, bytes, options) => {
+      await put(taskId, index, bytes, options)
+      if (index === COUNT - 1) {
+        await new Promise(resolve => setTimeout(resolve, 500))
+      }
+    }
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await download.done
+    expect(download.progress().fromOrigin).to.equal(data.byteLength)
+    expect(reported.size).to.equal(COUNT)
+  })
+
   it('stops reading a granted stripe once the tracker has not heard from it for a while', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
