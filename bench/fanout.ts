@@ -112,12 +112,19 @@ interface ScenarioSummary {
   cpuSysShare: Summary
   cpuPerNodeS: Summary
   trackerRequestsPerNodeS: Summary
+  /** peer bytes received beyond the ones stored (end-game copies, late duplicates) ÷ peer bytes stored */
+  peerDuplicateShare: Summary
   /** netns: mean use of the peers' download links while the origin's link was at least half busy */
   downlinkBusy: Summary
   foreignCores: Summary
   idleCores: Summary
   settleS: Summary
   allCopiesOk: boolean
+}
+
+/** a summary of shares (0..1) as percentages */
+function fmtPercent (s: Summary, digits: number): string {
+  return fmtRange({ ...s, median: 100 * s.median, min: 100 * s.min, max: 100 * s.max }, digits, '%')
 }
 
 function options (args: Args): Options {
@@ -166,6 +173,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuSysShare: summarize(r.runs.map(x => sum(x.cpuSysS) / sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
+    peerDuplicateShare: summarize(r.runs.map(x => sum(x.peerBytesReceived) / sum(x.fromPeers) - 1)),
     downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
@@ -324,7 +332,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       goalBound,
       fmtRange(s.egressRatio, 3, '×'),
       goalEgress,
-      fmtRange({ ...s.fromPeersShare, median: 100 * s.fromPeersShare.median, min: 100 * s.fromPeersShare.min, max: 100 * s.fromPeersShare.max }, 1, '%'),
+      fmtPercent(s.fromPeersShare, 1),
       s.allCopiesOk ? 'ok' : 'MISMATCH'
     ]
   }), [
@@ -335,7 +343,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -349,10 +357,11 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       r.capCheck == null ? '–' : fmt(r.capCheck.mbit, 1),
       fmtRange(s.maxRssMiB, 0),
       fmtRange(s.cpuSumS, 1),
-      fmtRange({ ...s.cpuSysShare, median: 100 * s.cpuSysShare.median, min: 100 * s.cpuSysShare.min, max: 100 * s.cpuSysShare.max }, 0, '%'),
+      fmtPercent(s.cpuSysShare, 0),
       fmtRange(s.cpuPerNodeS, 2),
       fmtRange(s.trackerRequestsPerNodeS, 1),
-      Number.isNaN(s.downlinkBusy.median) ? '–' : fmtRange({ ...s.downlinkBusy, median: 100 * s.downlinkBusy.median, min: 100 * s.downlinkBusy.min, max: 100 * s.downlinkBusy.max }, 0, '%'),
+      fmtPercent(s.peerDuplicateShare, 1),
+      Number.isNaN(s.downlinkBusy.median) ? '–' : fmtPercent(s.downlinkBusy, 0),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
@@ -362,6 +371,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'settle = seconds from the swarm forming until its daemons used ≤ 0.06 cores each (a fresh swarm connects for ~10 s); the task starts then, as on daemons that run before a pull.',
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
     'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',
+    'fetched twice = verified piece bytes the peers received from each other beyond those they stored (a copy came from a second parent first: end-game), ÷ the bytes they stored from peers.',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'

@@ -130,6 +130,8 @@ export interface SwarmRun {
   foreignCores: number
   /** tracker requests the daemons sent (client attempts, this node's own included) per node and second of the run */
   trackerRequestsPerNodeS: number
+  /** per node, verified piece bytes received from peers, copies of pieces it already had or was storing included */
+  peerBytesReceived: number[]
   /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   finalStatus: unknown[]
   /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
@@ -357,7 +359,8 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       cpuTotalS: cpu1,
       foreignCores,
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
-      finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
+      peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
+      finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, transfer: st.transfer, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
       originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
       timeline
     }

@@ -148,6 +148,8 @@ export interface NodeStatus {
   bootstrap: { configured: string[], attempts: BootstrapAttempt[], rounds: number }
   /** bytes moved by this node since it started */
   bytes: { fromPeers: number, fromOrigin: number, uploaded: number }
+  /** pieces this node served and fetched, and how often it answered BUSY (all upload slots taken) */
+  transfer: PieceTransferStats
   downloads: EngineStats['downloads']
   tracker: ReturnType<TrackerHandle['stats']>
   /** tasks this node holds the tracker role for */
@@ -490,6 +492,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       dialFailures: this.swarm.dialFailureCounts(),
       bootstrap: { configured: this.init.bootstrap, attempts: this.swarm.bootstrapAttempts(), rounds: this.swarm.joiner.rounds },
       bytes: { fromPeers: engine.bytesFromPeers, fromOrigin: engine.bytesFromOrigin, uploaded: this.transfer.stats().bytesUploaded },
+      transfer: this.transfer.stats(),
       downloads: engine.downloads,
       tracker: this.tracker.stats(),
       trackedTasks: this.tracker.tasks(),

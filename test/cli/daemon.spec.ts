@@ -38,6 +38,9 @@ describe('daemon and CLI', function () {
     expect(s.swarm).to.equal('default')
     expect(s.peers).to.equal(1)
     expect(s.members).to.equal(1)
+    expect(s.transfer).to.deep.equal({ bytesUploaded: 0, bytesDownloaded: 0, piecesUploaded: 0, piecesDownloaded: 0, badPieces: 0, busyAnswers: 0, activeUploads: 0 })
+    const human = await runCli(['status', '--data-dir', b.dataDir])
+    expect(human.stdout).to.match(/^pieces +0 fetched from peers \(0 failed verification\), 0 served; 0 requests answered busy/m)
     // --control works as well as the socket
     const viaTcp = await runCli(['peers', '--json', '--control', b.control])
     expect(JSON.parse(viaTcp.stdout).map((p: any) => p.peerId)).to.deep.equal([a.peerId])

@@ -89,8 +89,11 @@ describe('e2e: pieces between real daemons on 127.0.0.1', function () {
     const sb = await getJson(b, '/status')
     expect(sb.bytes.fromOrigin).to.equal(0)
     expect(sb.bytes.fromPeers).to.equal(size)
+    // one parent: nothing fetched twice, and the parent counted what it served
+    expect(sb.transfer.bytesDownloaded).to.equal(size)
     const sa = await getJson(a, '/status')
     expect(sa.bytes.uploaded).to.be.at.least(size)
+    expect(sa.transfer.piecesUploaded).to.be.at.least(sb.transfer.piecesDownloaded)
   })
 
   it('with one parent, no piece is sent twice: the seed uploads exactly the file size', async () => {
