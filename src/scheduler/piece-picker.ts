@@ -79,7 +79,10 @@ function assertCount (name: string, value: number, min: number): void {
  * free slots.
  * - A piece we have, or one already in flight, is not requested again, except
  * in end-game: when at most `endgameThreshold` pieces are missing, or every
- * missing piece that a parent holds is already in flight. Then a piece may
+ * missing piece is already in flight. (Not when only the pieces some parent
+ * holds are: while others are still on their way from the origin, more
+ * arrive at the parents and a second request for an in-flight piece spends
+ * a parent's upload on a copy that is already coming.) Then a piece may
  * also be requested from other holders, up to `endgameMaxRequestsPerPiece`
  * requests at once and never twice from the same parent; pieces with the
  * fewest requests go first. The caller cancels the other requests when the
@@ -112,7 +115,7 @@ export class PiecePicker {
     const availability = countHolders(missing, parents)
     const requested = (index: number): number => inflight.get(index)?.size ?? 0
     const obtainable = [...availability.keys()]
-    const endgame = missing.length <= endgameThreshold || obtainable.every(index => requested(index) > 0)
+    const endgame = missing.length <= endgameThreshold || missing.every(index => requested(index) > 0)
     const maxRequests = endgame ? this.#endgameMaxRequestsPerPiece : 1
     const candidates = obtainable.filter(index => requested(index) < maxRequests)
 
