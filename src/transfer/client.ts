@@ -188,6 +188,8 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
   const signal = options.signal
   const results: FetchResult[] = []
   let timeoutError: TimeoutError | undefined
+  /** the answer being read: when we began waiting for it, when its header came, piece bytes since */
+  const head = { startedAt: 0, headerAt: 0, bytes: 0 }
 
   // pausing leaves the granted window in the muxer's read buffer (notes P15);
   // the window bounds it, so don't let the 4 MiB default reset the stream
@@ -195,7 +197,12 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
 
   const timer = new PieceTimer(() => {
     const index = indexes[results.length]
-    timeoutError = new TimeoutError(`Piece ${index} of task ${taskId} did not arrive within ${pieceTimeoutMs(options.expected(index).length)} ms; request it from another peer`)
+    // say whether the peer never started the answer (queued behind others,
+    // or busy) or started and then stalled
+    const progress = head.headerAt === 0
+      ? 'no answer header yet'
+      : `header after ${head.headerAt - head.startedAt} ms, ${head.bytes} piece bytes since`
+    timeoutError = new TimeoutError(`Piece ${index} of task ${taskId} did not arrive within ${pieceTimeoutMs(options.expected(index).length)} ms of waiting (${progress}; ${Date.now() - head.startedAt} ms in all); request it from another peer`)
     stream.abort(timeoutError)
   })
   const reader = new StreamReader(stream, {
@@ -236,7 +243,11 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
   }
 
   const receive = async (index: number): Promise<FetchResult> => {
+    head.startedAt = Date.now()
+    head.headerAt = 0
+    head.bytes = 0
     const frame = await reader.readFrame(MAX_HEADER_FRAME_BYTES, 'piece header')
+    head.headerAt = Date.now()
 
     if (frame == null) {
       throw new UnexpectedEndOfStreamError(`The peer closed the stream after answering ${results.length} of ${indexes.length} pieces of task ${taskId}; request the rest from another peer`)
@@ -282,6 +293,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
           await limit.take(chunk.byteLength, { signal })
         }
 
+        head.bytes += chunk.byteLength
         piece.set(chunk, offset)
         offset += chunk.byteLength
         hash.update(chunk)

@@ -323,9 +323,21 @@ describe('transfer: piece protocol on in-memory streams', function () {
 
     expect(results.map(r => r.status)).to.deep.equal(['ok', 'timeout', 'timeout'])
     expect(results[1].error).to.have.property('name', 'TimeoutError')
+    expect(results[1].error?.message).to.match(/within 300 ms of waiting \(no answer header yet; \d+ ms in all\)/)
     expect(Date.now() - started).to.be.below(5000)
     expect(client.status).to.equal('aborted')
     await served
+  })
+
+  it('a timeout says how much of a started piece arrived', async function () {
+    const source = testSource({ [TASK]: { pieceLength: KiB, pieceCount: 1 } })
+    const [client, server] = await memoryStreams()
+    track(client, server)
+    const header = encodeFrame(PieceHeader.encode({ index: 0, status: PieceHeader.Status.OK, length: KiB, digest: new Uint8Array(32) }))
+    void answerOnce(server, new Uint8ArrayList(header, new Uint8Array(100)).subarray())
+    const results = await requestPieces(client, TASK, [0], { expected: source.expected(TASK), onPiece: () => {}, pieceTimeoutMs: () => 200 })
+    expect(results.map(r => r.status)).to.deep.equal(['timeout'])
+    expect(results[0].error?.message).to.match(/within 200 ms of waiting \(header after \d+ ms, 100 piece bytes since; \d+ ms in all\)/)
   })
 
   it('does not count a slow onPiece against the peer timeout', async function () {
