@@ -173,7 +173,7 @@ export interface PieceTransferInit {
   /**
    * Pieces uploaded at the same time by this node, over all peers
    *
-   * @default 16
+   * @default 4
    */
   uploadSlots?: number
 
