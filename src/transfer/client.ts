@@ -68,6 +68,13 @@ export interface RequestPiecesOptions extends AbortOptions {
   onBadPiece?(index: number, reason: BadPieceReason): void
   /** a verified piece was accepted by onPiece */
   onDownloaded?(index: number, bytes: number): void
+  /**
+   * Each answer's timing: `headerMs` from when the client started waiting
+   * for it (the peer's queue, upload slot and the wire) to its header, and
+   * for a piece `bodyMs` from the header to its last byte (undefined for
+   * answers without bytes)
+   */
+  onTiming?(index: number, headerMs: number, bodyMs?: number): void
 }
 
 /** max(5 s, 4 s per MiB) from reliability.md §e */
@@ -242,6 +249,10 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
     }
   }
 
+  const timed = (index: number, bodyMs?: number): void => {
+    options.onTiming?.(index, head.headerAt - head.startedAt, bodyMs)
+  }
+
   const receive = async (index: number): Promise<FetchResult> => {
     head.startedAt = Date.now()
     head.headerAt = 0
@@ -266,6 +277,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
         throw new InvalidMessageError(`The peer announced ${header.length} bytes with status ${header.status} for piece ${index}; only OK carries bytes`)
       }
 
+      timed(index)
       return status === 'error'
         ? { index, status, error: new RemotePieceError(`The peer failed to read piece ${index}: ${header.message ?? 'no reason given'}; request it from another peer`) }
         : { index, status }
@@ -299,6 +311,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
         hash.update(chunk)
       })
 
+      timed(index, Date.now() - head.headerAt)
       const digest = hash.digest()
 
       if (expected.digest.byteLength !== DIGEST_BYTES || !timingSafeEqual(digest, expected.digest)) {

@@ -14,7 +14,7 @@ import { TokenBucket } from './token-bucket.ts'
 import { UploadSlots } from './upload-slots.ts'
 import type { FetchOptions, FetchResult, PieceTransfer, PieceTransferComponents, PieceTransferEvents, PieceTransferInit, PieceTransferStats } from './index.ts'
 import type { PieceServerContext } from './server.ts'
-import type { Connection, Counter, Logger, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Counter, Histogram, Logger, PeerId, Stream } from '@libp2p/interface'
 
 interface TransferMetrics {
   bytesUploaded: Counter
@@ -23,7 +23,12 @@ interface TransferMetrics {
   piecesDownloaded: Counter
   badPieces: Counter
   busyAnswers: Counter
+  answerWait: Histogram
+  pieceReceive: Histogram
 }
+
+/** seconds: from a loopback piece (ms) to one that hits the piece timeout (5 s and more) */
+const TIMING_BUCKETS = [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10]
 
 function isConnection (peer: PeerId | Connection): peer is Connection {
   return typeof (peer as Connection).newStream === 'function'
@@ -72,7 +77,15 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
         piecesUploaded: metrics.registerCounter('damselfly_transfer_pieces_uploaded_total', { help: 'Pieces uploaded' }),
         piecesDownloaded: metrics.registerCounter('damselfly_transfer_pieces_downloaded_total', { help: 'Verified pieces downloaded' }),
         badPieces: metrics.registerCounter('damselfly_transfer_bad_pieces_total', { help: 'Received pieces that failed verification' }),
-        busyAnswers: metrics.registerCounter('damselfly_transfer_busy_answers_total', { help: 'Piece requests answered BUSY' })
+        busyAnswers: metrics.registerCounter('damselfly_transfer_busy_answers_total', { help: 'Piece requests answered BUSY' }),
+        answerWait: metrics.registerHistogram('damselfly_transfer_answer_wait_seconds', {
+          help: 'Fetching: from waiting for an answer (the previous one read, or the request sent) to its header; long waits mean the parent is busy or its link is full',
+          buckets: TIMING_BUCKETS
+        }),
+        pieceReceive: metrics.registerHistogram('damselfly_transfer_piece_receive_seconds', {
+          help: 'Fetching: from a piece header to the last byte of the piece',
+          buckets: TIMING_BUCKETS
+        })
       }
       metrics.registerMetric('damselfly_transfer_active_uploads', {
         help: 'Pieces being uploaded now (upload slots in use)',
@@ -152,6 +165,14 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
         this.log('%p sent a bad piece %d of task %s (%s)', remote, index, taskId, reason)
         this.safeDispatchEvent('transfer:bad-piece', { detail: { peer: remote, taskId, index, reason } })
       },
+      onTiming: this.metrics == null
+        ? undefined
+        : (index, headerMs, bodyMs) => {
+            this.metrics?.answerWait.observe(headerMs / 1000)
+            if (bodyMs != null) {
+              this.metrics?.pieceReceive.observe(bodyMs / 1000)
+            }
+          },
       onDownloaded: (index, bytes) => {
         this.counters.piecesDownloaded++
         this.counters.bytesDownloaded += bytes

@@ -329,6 +329,33 @@ describe('transfer: piece protocol on in-memory streams', function () {
     await served
   })
 
+  it('reports each answer\'s wait for its header and a piece\'s time from header to last byte', async function () {
+    const source = testSource({ [TASK]: { pieceLength: KiB, pieceCount: 2 } })
+    const [client, server] = await memoryStreams()
+    track(client, server)
+    void (async () => {
+      await pEvent(server, 'message')
+      await delay(150)
+      server.send(encodeFrame(PieceHeader.encode({ index: 0, status: PieceHeader.Status.DONT_HAVE })))
+      server.send(encodeFrame(PieceHeader.encode({ index: 1, status: PieceHeader.Status.OK, length: KiB, digest: new Uint8Array(32) })))
+      await delay(100)
+      server.send(pieceBytes(TASK, 1, KiB))
+      await server.close()
+    })()
+    const timings: Array<[number, number, number | undefined]> = []
+    const results = await requestPieces(client, TASK, [0, 1], {
+      expected: source.expected(TASK),
+      onPiece: () => {},
+      onTiming: (index, headerMs, bodyMs) => { timings.push([index, headerMs, bodyMs]) }
+    })
+    expect(results.map(r => r.status)).to.deep.equal(['dont-have', 'ok'])
+    expect(timings.map(t => t[0])).to.deep.equal([0, 1])
+    expect(timings[0][1]).to.be.at.least(140)
+    expect(timings[0][2]).to.equal(undefined)
+    expect(timings[1][1]).to.be.below(50)
+    expect(timings[1][2]).to.be.at.least(90)
+  })
+
   it('a timeout says how much of a started piece arrived', async function () {
     const source = testSource({ [TASK]: { pieceLength: KiB, pieceCount: 1 } })
     const [client, server] = await memoryStreams()

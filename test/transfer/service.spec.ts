@@ -7,7 +7,7 @@ import { expect } from 'aegir/chai'
 import { pieceTransfer } from '../../src/transfer/index.ts'
 import { KiB, sha256, testSource } from './fixtures.ts'
 import type { BadPieceEvent, PieceMovedEvent, PieceSource, PieceTransfer, PieceTransferComponents, PieceTransferInit } from '../../src/transfer/index.ts'
-import type { Connection, PeerId, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { Connection, Metrics, PeerId, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 
 const TASK = 'sha256:service-task'
 
@@ -20,7 +20,7 @@ interface MockNode {
 }
 
 /** Two services wired through in-memory stream pairs: no libp2p node, just the components the service uses */
-async function mockNodes (initA: Partial<PieceTransferInit>, sourceB: PieceSource, initB: Partial<PieceTransferInit> = {}): Promise<[MockNode, MockNode]> {
+async function mockNodes (initA: Partial<PieceTransferInit>, sourceB: PieceSource, initB: Partial<PieceTransferInit> = {}, metricsA?: Metrics): Promise<[MockNode, MockNode]> {
   const nodes: MockNode[] = []
 
   const connectionTo = (from: MockNode, to: MockNode): Connection => ({
@@ -59,7 +59,8 @@ async function mockNodes (initA: Partial<PieceTransferInit>, sourceB: PieceSourc
           return connectionTo(node, target)
         }
       },
-      logger: defaultLogger()
+      logger: defaultLogger(),
+      metrics: nodes.length === 0 ? metricsA : undefined
     }
     node.service = pieceTransfer({ source: testSource({}), ...init })(components)
     nodes.push(node)
@@ -169,6 +170,24 @@ describe('transfer: PieceTransfer service (mock components)', function () {
     await d.service.stop() // aborts the stalled upload
     await hung
     expect(d.service.stats().activeUploads).to.equal(0)
+  })
+
+  it('records every answer\'s header wait and every piece\'s receive time in histograms', async function () {
+    const observed = new Map<string, number[]>()
+    const metrics = {
+      registerCounter: () => ({ increment: () => {}, reset: () => {} }),
+      registerMetric: () => {},
+      registerHistogram: (name: string) => ({ observe: (v: number) => { observed.set(name, [...(observed.get(name) ?? []), v]) }, reset: () => {}, timer: () => () => {} })
+    } as unknown as Metrics
+    const source = testSource({ [TASK]: { pieceLength: 10 * KiB, pieceCount: 4, have: new Set([0, 1, 2]) } })
+    const [a, b] = await mockNodes({}, source, {}, metrics)
+    services.push(a.service, b.service)
+    const results = await a.service.fetch(b.peerId, TASK, [0, 1, 2, 3], { expected: source.expected(TASK), onPiece: () => {} })
+    expect(results.map(r => r.status)).to.deep.equal(['ok', 'ok', 'ok', 'dont-have'])
+    // seconds, one per answer / one per piece
+    expect(observed.get('damselfly_transfer_answer_wait_seconds')).to.have.lengthOf(4)
+    expect(observed.get('damselfly_transfer_piece_receive_seconds')).to.have.lengthOf(3)
+    expect([...observed.values()].flat().every(v => v >= 0 && v < 5)).to.be.true()
   })
 
   it('returns [] for no indexes without opening a stream', async function () {
