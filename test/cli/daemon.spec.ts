@@ -48,6 +48,8 @@ describe('daemon and CLI', function () {
     expect(metrics).to.match(/^damselfly_swarm_peers 1$/m)
     expect(metrics).to.match(/^damselfly_swarm_members 1$/m)
     expect(metrics).to.include('libp2p_data_transfer_bytes_total')
+    expect(metrics).to.match(/^damselfly_transfer_answer_wait_seconds_bucket\{le="0.5"\} 0$/m)
+    expect(metrics).to.match(/^damselfly_transfer_piece_receive_seconds_count 0$/m)
     const health = await fetch(`http://${b.control}/healthz`).then(async r => r.json())
     expect(health.ok).to.equal(true)
     // a bad escape in a path is a 400, not a crash
