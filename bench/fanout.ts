@@ -114,6 +114,9 @@ interface ScenarioSummary {
   trackerRequestsPerNodeS: Summary
   /** peer bytes received beyond the ones stored (end-game copies, late duplicates) ÷ peer bytes stored */
   peerDuplicateShare: Summary
+  /** mean time a fetch waited for an answer's header, and for a piece's bytes after it, over all nodes (s) */
+  answerWaitS: Summary
+  pieceReceiveS: Summary
   /** netns: mean use of the peers' download links while the origin's link was at least half busy */
   downlinkBusy: Summary
   foreignCores: Summary
@@ -174,6 +177,8 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
     peerDuplicateShare: summarize(r.runs.map(x => sum(x.peerBytesReceived) / sum(x.fromPeers) - 1)),
+    answerWaitS: summarize(r.runs.map(x => sum(x.pieceTiming.map(t => t.answerWait.sum)) / sum(x.pieceTiming.map(t => t.answerWait.count)))),
+    pieceReceiveS: summarize(r.runs.map(x => sum(x.pieceTiming.map(t => t.receive.sum)) / sum(x.pieceTiming.map(t => t.receive.count)))),
     downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
@@ -343,7 +348,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -361,6 +366,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtRange(s.cpuPerNodeS, 2),
       fmtRange(s.trackerRequestsPerNodeS, 1),
       fmtPercent(s.peerDuplicateShare, 1),
+      `${fmtRange(s.answerWaitS, 2)} / ${fmtRange(s.pieceReceiveS, 2)}`,
       Number.isNaN(s.downlinkBusy.median) ? '–' : fmtPercent(s.downlinkBusy, 0),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
@@ -372,6 +378,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
     'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',
     'fetched twice = verified piece bytes the peers received from each other beyond those they stored (a copy came from a second parent first: end-game), ÷ the bytes they stored from peers.',
+    'answer wait = mean time a fetch waited for the header of each answer (parent\'s queue, upload slot, wire); piece receive = header to last byte (daemons\' /metrics histograms).',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'

@@ -132,6 +132,8 @@ export interface SwarmRun {
   trackerRequestsPerNodeS: number
   /** per node, verified piece bytes received from peers, copies of pieces it already had or was storing included */
   peerBytesReceived: number[]
+  /** per node, sum (s) and count of its piece client's answer waits and piece receive times (/metrics histograms) */
+  pieceTiming: Array<{ answerWait: SumCount, receive: SumCount }>
   /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   finalStatus: unknown[]
   /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
@@ -159,6 +161,28 @@ export interface RunOptions extends DaemonOptions {
   peerLinksRx?(): number[]
   /** called with a one-line summary while the run progresses */
   onProgress?(line: string): void
+}
+
+export interface SumCount {
+  sum: number
+  count: number
+}
+
+/** the _sum and _count of one Prometheus histogram in a /metrics text (zeros when absent) */
+export function histogramSumCount (metrics: string, name: string): SumCount {
+  const value = (suffix: string): number => {
+    const m = new RegExp(`^${name}_${suffix} (\\S+)$`, 'm').exec(metrics)
+    return m == null ? 0 : Number(m[1])
+  }
+  return { sum: value('sum'), count: value('count') }
+}
+
+async function getPieceTiming (p: Peer): Promise<{ answerWait: SumCount, receive: SumCount }> {
+  const metrics = String(await p.client.get('/metrics', { signal: AbortSignal.timeout(10_000) }))
+  return {
+    answerWait: histogramSumCount(metrics, 'damselfly_transfer_answer_wait_seconds'),
+    receive: histogramSumCount(metrics, 'damselfly_transfer_piece_receive_seconds')
+  }
 }
 
 async function getStatus (p: Peer): Promise<any> {
@@ -326,6 +350,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const cpuS = cpu1.map((c, i) => c - cpu0[i])
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
     const status = await Promise.all(peers.map(getStatus))
+    const pieceTiming = await Promise.all(peers.map(getPieceTiming))
     const trackerRequests = trackerAttempts(status) - attempts0
     const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
 
@@ -360,6 +385,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       foreignCores,
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
+      pieceTiming,
       finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, transfer: st.transfer, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
       originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
       timeline
