@@ -39,7 +39,7 @@ import { print, printTable, progress, writeResults } from './lib/output.ts'
 import { repoRoot } from './lib/paths.ts'
 import { fmt, fmtRange, median, summarize } from './lib/stats.ts'
 import type { Cluster } from './fanout/cluster.ts'
-import type { PlainRun, SwarmRun } from './fanout/measure.ts'
+import type { PlainRun, SumCount, SwarmRun } from './fanout/measure.ts'
 import type { Scenario } from './fanout/scenarios.ts'
 import type { Args } from './lib/args.ts'
 import type { Bench } from './lib/bench.ts'
@@ -160,6 +160,8 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
   const { size, nodes } = r.scenario
   const plainLast = median(r.plain.map(p => p.lastS))
   const sum = (xs: number[]): number => xs.reduce((a, x) => a + x, 0)
+  // the mean over all nodes of one histogram: its sums over its counts
+  const pooledMean = (parts: SumCount[]): number => sum(parts.map(p => p.sum)) / sum(parts.map(p => p.count))
 
   return {
     lastS: summarize(r.runs.map(x => x.lastS)),
@@ -177,8 +179,8 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
     trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
     peerDuplicateShare: summarize(r.runs.map(x => sum(x.peerBytesReceived) / sum(x.fromPeers) - 1)),
-    answerWaitS: summarize(r.runs.map(x => sum(x.pieceTiming.map(t => t.answerWait.sum)) / sum(x.pieceTiming.map(t => t.answerWait.count)))),
-    pieceReceiveS: summarize(r.runs.map(x => sum(x.pieceTiming.map(t => t.receive.sum)) / sum(x.pieceTiming.map(t => t.receive.count)))),
+    answerWaitS: summarize(r.runs.map(x => pooledMean(x.pieceTiming.map(t => t.answerWait)))),
+    pieceReceiveS: summarize(r.runs.map(x => pooledMean(x.pieceTiming.map(t => t.receive)))),
     downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),

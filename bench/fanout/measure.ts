@@ -169,7 +169,7 @@ export interface SumCount {
 }
 
 /** the _sum and _count of one Prometheus histogram in a /metrics text (zeros when absent) */
-export function histogramSumCount (metrics: string, name: string): SumCount {
+function histogramSumCount (metrics: string, name: string): SumCount {
   const value = (suffix: string): number => {
     const m = new RegExp(`^${name}_${suffix} (\\S+)$`, 'm').exec(metrics)
     return m == null ? 0 : Number(m[1])

@@ -148,6 +148,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       maxOutboundStreams: this.maxOutboundStreams,
       runOnLimitedConnection: this.runOnLimitedConnection
     })
+    const metrics = this.metrics
     const rateLimits = [this.downloadLimiter, options.rateLimit].filter((b): b is TokenBucket => b != null && !b.unlimited)
 
     return requestPieces(stream, taskId, indexes, {
@@ -165,12 +166,12 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
         this.log('%p sent a bad piece %d of task %s (%s)', remote, index, taskId, reason)
         this.safeDispatchEvent('transfer:bad-piece', { detail: { peer: remote, taskId, index, reason } })
       },
-      onTiming: this.metrics == null
+      onTiming: metrics == null
         ? undefined
         : (index, headerMs, bodyMs) => {
-            this.metrics?.answerWait.observe(headerMs / 1000)
+            metrics.answerWait.observe(headerMs / 1000)
             if (bodyMs != null) {
-              this.metrics?.pieceReceive.observe(bodyMs / 1000)
+              metrics.pieceReceive.observe(bodyMs / 1000)
             }
           },
       onDownloaded: (index, bytes) => {

@@ -106,6 +106,11 @@ async function silentTrackerHarness (store: FsPieceStore, dir: string, data: Uin
   return { ctx, originBytes: () => originBytes, url: pathToFileURL(file).href, taskId }
 }
 
+/** The pieces `have` lacks: a tracker that grants a peer everything it still needs */
+function missingFrom (have: Bitfield | undefined): number[] {
+  return Array.from({ length: COUNT }, (_, i) => i).filter(i => have?.get(i) !== true)
+}
+
 /** The origin sends one 64 KiB piece every `msPerPiece`; `onRange` hears of each range request */
 function slowOrigin (ctx: DownloadContext, msPerPiece: number, onRange: (start: number, end: number) => void): void {
   const readRange = ctx.sources.readRange.bind(ctx.sources)
@@ -226,7 +231,7 @@ describe('Download', () => {
       announce: async (req, options) => {
         announces++
         const res = await plain.tracker.announce(req, options)
-        return { ...res, parents: [], grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => req.have?.get(i) !== true) }
+        return { ...res, parents: [], grant: missingFrom(req.have) }
       }
     }
     const ranges: Array<[number, number]> = []
@@ -257,7 +262,7 @@ describe('Download', () => {
         await new Promise(resolve => setTimeout(resolve, 150))
         const res = await plain.tracker.announce(req, options)
         answeredHave = have
-        return { ...res, parents: [], intervalMs: 100, grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => have?.get(i) !== true) }
+        return { ...res, parents: [], intervalMs: 100, grant: missingFrom(have) }
       }
     }
     const ranges: Array<[number, number]> = []
@@ -293,7 +298,7 @@ describe('Download', () => {
       ...plain.tracker,
       announce: async (req, options) => {
         const res = await plain.tracker.announce(req, options)
-        return { ...res, parents: [], intervalMs: 100, grant: Array.from({ length: COUNT }, (_, i) => i).filter(i => req.have?.get(i) !== true) }
+        return { ...res, parents: [], intervalMs: 100, grant: missingFrom(req.have) }
       },
       report: async (_tracker, _taskId, pieces) => { pieces.forEach(p => reported.add(p.index)) }
     }
