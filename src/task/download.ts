@@ -834,7 +834,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       set.add(parent.peerId)
       this.inflight.set(i, set)
     }
+    // each index is given back once: when its answer comes (so a piece the
+    // parent is busy for goes to another parent at once), or when the fetch ends
+    const pending = new Set(indexes)
     const release = (i: number): void => {
+      if (!pending.delete(i)) {
+        return
+      }
+      parent.inflight--
       const set = this.inflight.get(i)
       set?.delete(parent.peerId)
       if (set?.size === 0) {
@@ -845,7 +852,6 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     // they are written made V8 run a full collection every ~10 pieces
     // (bench/transfer)
     const pool = this.pool ??= new PieceBufferPool({ bufferBytes: meta.pieceSize, maxBuffers: Math.max(2, Math.min(DEFAULT_MAX_PENDING_WRITES + DEFAULT_PIPELINE_MAX_DEPTH, Math.floor(DEFAULT_POOL_BYTES / meta.pieceSize))) })
-    const started = Date.now()
     this.ctx.fetchPieces(parent.peerId, parent.addrs, meta.taskId, indexes, {
       signal: this.controller.signal,
       rateLimit: this.request.rateLimit,
@@ -884,9 +890,21 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
             this.wakeUp()
           })
         this.writes.add(write)
+      },
+      onAnswer: (result) => {
+        this.onFetchResult(parent, result, Date.now())
+        release(result.index)
+        this.wakeUp()
       }
     })
-      .then((results) => { this.onFetchResults(parent, results, Date.now() - started) })
+      .then((results) => {
+        const now = Date.now()
+        for (const r of results) {
+          if (pending.has(r.index)) {
+            this.onFetchResult(parent, r, now)
+          }
+        }
+      })
       .catch((err) => {
         if (!this.controller.signal.aborted) {
           this.log('fetch from %s failed - %s', parent.peerId, err.message)
@@ -894,48 +912,45 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         }
       })
       .finally(() => {
-        parent.inflight -= indexes.length
+        indexes.forEach(release)
         if (parent.inflight === 0) {
           parent.rate.idle()
         }
-        indexes.forEach(release)
         this.wakeUp()
       })
   }
 
-  private onFetchResults (parent: ParentState, results: FetchResult[], _ms: number): void {
-    const now = Date.now()
-    for (const r of results) {
-      switch (r.status) {
-        case 'ok':
-          parent.failures = 0
-          break
-        case 'dont-have':
-          parent.have.clear(r.index)
-          break
-        case 'busy':
-          parent.restUntil = now + DEFAULT_BUSY_BACKOFF_MS
-          break
-        case 'unknown-task':
+  /** What one answer says of its parent */
+  private onFetchResult (parent: ParentState, r: FetchResult, now: number): void {
+    switch (r.status) {
+      case 'ok':
+        parent.failures = 0
+        break
+      case 'dont-have':
+        parent.have.clear(r.index)
+        break
+      case 'busy':
+        parent.restUntil = now + DEFAULT_BUSY_BACKOFF_MS
+        break
+      case 'unknown-task':
+        this.parents.delete(parent.peerId)
+        break
+      case 'bad-digest':
+        this.log.error('parent %s sent a bad piece %d of task %s; reporting it', parent.peerId, r.index, this.request.taskId)
+        if (this.blocklist.reportBadPiece(parent.peerId, now)) {
           this.parents.delete(parent.peerId)
-          break
-        case 'bad-digest':
-          this.log.error('parent %s sent a bad piece %d of task %s; reporting it', parent.peerId, r.index, this.request.taskId)
-          if (this.blocklist.reportBadPiece(parent.peerId, now)) {
-            this.parents.delete(parent.peerId)
-          }
-          parent.have.clear(r.index)
-          if (this.tracker != null) {
-            this.ctx.tracker.reportBadPeer(this.tracker, this.request.taskId, parent.peerId, r.index).catch(() => {})
-          }
-          break
-        default:
-          if (!this.controller.signal.aborted && r.error?.name !== 'StorageFullError') {
-            this.parentFailed(parent)
-          } else if (r.error != null) {
-            this.fatal ??= r.error
-          }
-      }
+        }
+        parent.have.clear(r.index)
+        if (this.tracker != null) {
+          this.ctx.tracker.reportBadPeer(this.tracker, this.request.taskId, parent.peerId, r.index).catch(() => {})
+        }
+        break
+      default:
+        if (!this.controller.signal.aborted && r.error?.name !== 'StorageFullError') {
+          this.parentFailed(parent)
+        } else if (r.error != null) {
+          this.fatal ??= r.error
+        }
     }
   }
 

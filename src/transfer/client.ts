@@ -75,6 +75,13 @@ export interface RequestPiecesOptions extends AbortOptions {
    * answers without bytes)
    */
   onTiming?(index: number, headerMs: number, bodyMs?: number): void
+  /**
+   * Each answer as soon as it is read, before the next one: a piece the peer
+   * is BUSY for, or does not have, can be asked of another peer at once
+   * instead of when the whole request is answered. Answers that fail with
+   * the stream (timeout, error) come only in the returned results.
+   */
+  onAnswer?(result: FetchResult): void
 }
 
 /** max(5 s, 4 s per MiB) from reliability.md §e */
@@ -249,6 +256,11 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
     }
   }
 
+  const answered = (result: FetchResult): void => {
+    results.push(result)
+    options.onAnswer?.(result)
+  }
+
   const timed = (index: number, bodyMs?: number): void => {
     options.onTiming?.(index, head.headerAt - head.startedAt, bodyMs)
   }
@@ -361,7 +373,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
         timer.stop()
       }
 
-      results.push(result)
+      answered(result)
       requestMore()
     }
 

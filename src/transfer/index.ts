@@ -98,6 +98,11 @@ export interface FetchOptions extends AbortOptions {
   pool?: PieceBufferPool
   /** Optional per-task download limit, applied on top of the node-wide one */
   rateLimit?: TokenBucket
+  /**
+   * Each answer as soon as it is read (see RequestPiecesOptions.onAnswer);
+   * the returned results hold them all again
+   */
+  onAnswer?(result: FetchResult): void
 }
 
 export interface BadPieceEvent {

@@ -155,6 +155,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       signal,
       expected: options.expected,
       onPiece: options.onPiece,
+      onAnswer: options.onAnswer,
       pool: options.pool,
       rateLimits,
       maxOutstanding: this.init.maxOutstanding,

@@ -461,4 +461,50 @@ describe('Download', () => {
     await new Download(ctx, { taskId: harness(store, data).taskId }).done
     expect(requested.slice(0, 16)).to.not.deep.equal(Array.from({ length: 16 }, (_, i) => i))
   })
+
+  it('asks another parent for a piece as soon as one answers BUSY for it, not when that parent ends the whole request', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, taskId } = harness(store, data)
+    const announce = ctx.tracker.announce.bind(ctx.tracker)
+    ctx.tracker = {
+      ...ctx.tracker,
+      announce: async (req, options) => {
+        const res = await announce(req, options)
+        const parent = res.parents[0]
+        return { ...res, parents: [{ ...parent, peerId: 'b-fast' }, { ...parent, peerId: 'a-slow', have: parent.have.clone() }] }
+      }
+    }
+    // 'a-slow' (first on ties) answers the first index of each request
+    // BUSY at once and ends the request only much later; 'b-fast' serves
+    // everything. Before, a BUSY piece stayed "in flight" until its whole
+    // request ended and was asked of 'b-fast' only in end-game.
+    const slowBusy: number[] = []
+    const slowFetches: Array<Promise<unknown>> = []
+    const fastAsked: number[] = []
+    const fetchPieces = ctx.fetchPieces
+    ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+      if (peer === 'b-fast') {
+        fastAsked.push(...indexes)
+        return fetchPieces(peer, addrs, id, indexes, options)
+      }
+      slowBusy.push(indexes[0])
+      options.onAnswer?.({ index: indexes[0], status: 'busy' })
+      const slow = new Promise(resolve => setTimeout(resolve, 2000))
+      slowFetches.push(slow)
+      await slow
+      return indexes.map((index): FetchResult => ({ index, status: 'busy' }))
+    }
+
+    // a streaming reader at piece 0 makes the picks go in index order, so a
+    // piece given back is picked again at once
+    const download = new Download(ctx, { taskId })
+    const cursor = download.stream(0)
+    await download.done
+    cursor.close()
+    await Promise.all(slowFetches)
+    expect(slowBusy).to.not.be.empty('the slow parent was never asked: the test proves nothing')
+    // the first BUSY came at the start: b-fast must be asked for that piece
+    // among its first requests, not in end-game
+    expect(fastAsked.indexOf(slowBusy[0]), `piece ${slowBusy[0]}, answered BUSY by a-slow at the start`).to.be.within(0, 8)
+  })
 })

@@ -125,8 +125,15 @@ describe('transfer: piece protocol on in-memory streams', function () {
     const [client2, server2] = await memoryStreams()
     track(client2, server2)
     void handlePieceStream(server2, 'peer-a', serverCtx(source))
-    const results = await requestPieces(client2, TASK, [1, 2], { expected: source.expected(TASK), onPiece: () => {} })
+    // each answer reaches onAnswer as it is read, before the next piece's bytes
+    const seen: string[] = []
+    const results = await requestPieces(client2, TASK, [1, 2], {
+      expected: source.expected(TASK),
+      onPiece: (index) => { seen.push(`piece ${index}`) },
+      onAnswer: (r) => { seen.push(`answer ${r.index} ${r.status}`) }
+    })
     expect(results.map(r => r.status)).to.deep.equal(['dont-have', 'ok'])
+    expect(seen).to.deep.equal(['answer 1 dont-have', 'piece 2', 'answer 2 ok'])
 
     const [client3, server3] = await memoryStreams()
     track(client3, server3)
