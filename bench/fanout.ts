@@ -120,6 +120,8 @@ interface ScenarioSummary {
   /** netns: mean use of the peers' download links while the origin's link was at least half busy */
   downlinkBusy: Summary
   foreignCores: Summary
+  /** share of all cores busy during the download (every process and the kernel) */
+  machineBusy: Summary
   idleCores: Summary
   settleS: Summary
   allCopiesOk: boolean
@@ -183,6 +185,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     pieceReceiveS: summarize(r.runs.map(x => pooledMean(x.pieceTiming.map(t => t.receive)))),
     downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
+    machineBusy: summarize(r.runs.map(x => x.machineBusy)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
     settleS: summarize(r.runs.map(x => x.settleS)),
     allCopiesOk: r.runs.every(x => x.ok) && r.plain.every(p => p.ok)
@@ -350,7 +353,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'machine CPU busy', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -370,6 +373,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtPercent(s.peerDuplicateShare, 1),
       `${fmtRange(s.answerWaitS, 2)} / ${fmtRange(s.pieceReceiveS, 2)}`,
       Number.isNaN(s.downlinkBusy.median) ? '–' : fmtPercent(s.downlinkBusy, 0),
+      fmtPercent(s.machineBusy, 0),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
@@ -380,9 +384,10 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
     'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',
     'fetched twice = verified piece bytes the peers received from each other beyond those they stored (a copy came from a second parent first: end-game), ÷ the bytes they stored from peers.',
-    'answer wait = mean time a fetch waited for the header of each answer (parent\'s queue, upload slot, wire); piece receive = header to last byte (daemons\' /metrics histograms).',
+    'answer wait = mean time from a fetch waiting for an answer to its header arriving; the header travels in the muxer frame that starts the piece\'s bytes, often the whole piece, so it includes most of the transfer; piece receive = the rest (daemons\' /metrics histograms).',
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
+    'machine CPU busy = share of all cores busy while the task ran (every process, and the kernel\'s work for the emulated links): near 100 % the run is CPU-bound, not network-bound.',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])
 

@@ -5,6 +5,7 @@
  * baseline: N copies straight from the origin at once.
  */
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { machineBusySeconds, procCpuSeconds, procStatusKiB, sleep } from '../lib/proc.ts'
@@ -128,6 +129,12 @@ export interface SwarmRun {
   cpuTotalS: number[]
   /** CPU used by processes other than ours during the download, in cores (noise on a shared machine) */
   foreignCores: number
+  /**
+   * Share of all the machine's cores that was busy during the download
+   * (every process and the kernel's network work): near 1 the run was
+   * CPU-bound, not network-bound, whatever the link rate
+   */
+  machineBusy: number
   /** tracker requests the daemons sent (client attempts, this node's own included) per node and second of the run */
   trackerRequestsPerNodeS: number
   /** per node, verified piece bytes received from peers, copies of pieces it already had or was storing included */
@@ -383,6 +390,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       cpuSysS,
       cpuTotalS: cpu1,
       foreignCores,
+      machineBusy: machine / seconds / os.availableParallelism(),
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
       pieceTiming,
