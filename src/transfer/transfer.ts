@@ -79,11 +79,11 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
         badPieces: metrics.registerCounter('damselfly_transfer_bad_pieces_total', { help: 'Received pieces that failed verification' }),
         busyAnswers: metrics.registerCounter('damselfly_transfer_busy_answers_total', { help: 'Piece requests answered BUSY' }),
         answerWait: metrics.registerHistogram('damselfly_transfer_answer_wait_seconds', {
-          help: 'Fetching: from waiting for an answer (the previous one read, or the request sent) to its header; long waits mean the parent is busy or its link is full',
+          help: 'Fetching: from waiting for an answer (the previous one read, or the request sent) to its header. The header arrives in one muxer frame with the first piece bytes (up to the stream window: often the whole piece), so this includes most of the transfer',
           buckets: TIMING_BUCKETS
         }),
         pieceReceive: metrics.registerHistogram('damselfly_transfer_piece_receive_seconds', {
-          help: 'Fetching: from a piece header to the last byte of the piece',
+          help: 'Fetching: from a piece header to the last byte of the piece (the bytes that did not come in the header\'s frame)',
           buckets: TIMING_BUCKETS
         })
       }
