@@ -15,6 +15,7 @@ import { metaInfoOf } from '../task/tracker-port.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
+import { coalesceProtocolMerges } from './protocol-merges.ts'
 import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
 import type { TrackerHandle } from './tracker-port.ts'
 import type { TaskMetadata } from '../storage/index.ts'
@@ -204,6 +205,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   /** peer → the addresses last merged into the peer store for it (addPeerAddrs) */
   private readonly mergedAddrs = new Map<string, string>()
   private started = false
+  /** puts back the peer store's own merge (see coalesceProtocolMerges) */
+  private restoreMerge?: () => void
 
   constructor (components: DamselflyComponents, init: DamselflyInit) {
     super()
@@ -364,6 +367,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     await this.store.open()
     await this.transfer.start()
     await this.tracker.start()
+    // a stream per piece request and tracker call: skip libp2p's per-stream peer store merge when it changes nothing
+    this.restoreMerge = coalesceProtocolMerges({ peerStore: this.components.peerStore, events: this.components.events })
     this.started = true
   }
 
@@ -391,6 +396,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       return
     }
     this.started = false
+    this.restoreMerge?.()
+    this.restoreMerge = undefined
     await this.tracker.stop()
     await this.transfer.stop()
     await this.store.close()
