@@ -146,6 +146,7 @@ export class TrackerPortAdapter implements TrackerPort {
         }
       }),
       grant: response.grant,
+      grantStripe: response.grantStripe,
       intervalMs: response.intervalMs
     }
   }

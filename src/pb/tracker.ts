@@ -1661,6 +1661,7 @@ export interface TrackerResponse {
   grant: number[]
   intervalMs: number
   rejected: number[]
+  grantStripe: number
 }
 
 export namespace TrackerResponse {
@@ -1748,6 +1749,11 @@ export namespace TrackerResponse {
           }
         }
 
+        if ((obj.grantStripe != null && obj.grantStripe !== 0)) {
+          w.uint32(80)
+          w.uint32(obj.grantStripe)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1758,7 +1764,8 @@ export namespace TrackerResponse {
           parents: [],
           grant: [],
           intervalMs: 0,
-          rejected: []
+          rejected: [],
+          grantStripe: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1819,6 +1826,10 @@ export namespace TrackerResponse {
               }
 
               obj.rejected.push(reader.uint32())
+              break
+            }
+            case 10: {
+              obj.grantStripe = reader.uint32()
               break
             }
             default: {
@@ -1930,6 +1941,13 @@ export namespace TrackerResponse {
 
               obj.rejected++
 
+              break
+            }
+            case 10: {
+              yield {
+                field: `${prefix}.grantStripe`,
+                value: reader.uint32()
+              }
               break
             }
             default: {
@@ -2047,6 +2065,11 @@ export namespace TrackerResponse {
     value: number
   }
 
+  export interface TrackerResponseGrantStripeFieldEvent {
+    field: '$.grantStripe'
+    value: number
+  }
+
   export function encode (obj: Partial<TrackerResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TrackerResponse.codec())
   }
@@ -2055,7 +2078,7 @@ export namespace TrackerResponse {
     return decodeMessage(buf, TrackerResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent | TrackerResponseGrantStripeFieldEvent> {
     return streamMessage(buf, TrackerResponse.codec(), opts)
   }
 }

@@ -208,6 +208,14 @@ export class SourceGrants {
     }
   }
 
+  /**
+   * Pieces per stripe, as grants are cut and moved (aligned to multiples of
+   * it); known once the first grant fixed the piece count, 0 before
+   */
+  get stripe (): number {
+    return this.#pieceCount == null ? 0 : this.#stripe
+  }
+
   /** End grants that are done, whose holder left, or whose holder stalled */
   #cleanup (held: Bitfield, livePeers: ReadonlySet<string>, now: number): void {
     for (const [index, peer] of this.#holder) {

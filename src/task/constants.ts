@@ -107,3 +107,12 @@ export const DEFAULT_FINISHED_DOWNLOAD_HOLD_MS = 10 * 60_000
 
 /** A failed or cancelled download waits this long for its tracker to take its LEAVE */
 export const DEFAULT_LEAVE_WAIT_MS = 2_000
+
+/**
+ * How trackers that do not send `grant_stripe` cut source grants: 16-piece
+ * stripes for 4 source peers. A grant from such a tracker is read a stripe of
+ * that width at a time, so a newer download never reads past a stripe the
+ * older tracker may have moved.
+ */
+export const LEGACY_SOURCE_STRIPE_PIECES = 16
+export const LEGACY_MAX_SOURCE_PEERS = 4

@@ -5,7 +5,7 @@ import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipel
 import { DigestMismatchError } from '../storage/index.ts'
 import { PieceBufferPool } from '../transfer/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS, LEGACY_MAX_SOURCE_PEERS, LEGACY_SOURCE_STRIPE_PIECES } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
@@ -121,6 +121,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private readonly inflight = new Map<number, Set<string>>()
   /** pieces the tracker wants this node to fetch from the origin (its whole current grant) */
   private trackerGrants = new Set<number>()
+  /** the stripe width the tracker cut our grant in (undefined: a tracker that does not say) */
+  private grantStripe?: number
   /** pieces this node takes from the origin on its own: no tracker, or stalled */
   private readonly selfGrants = new Set<number>()
   private readonly sourceOf = new Map<number, string>()
@@ -586,6 +588,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
 
     // each answer carries our whole current grant: pieces missing from it were moved to another peer
     this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
+    this.grantStripe = res.grantStripe
     if (confirmsGrant) {
       this.grantEpoch++
     }
@@ -697,7 +700,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       // Pieces are stored and reported one by one as they arrive. Beyond the
       // stripe, the grant may have moved: ask again. Self grants (no tracker)
       // go in short runs, so a tracker that comes back finds little in flight.
-      const maxRun = tracked ? stripeEnd(run[0], meta.pieceCount) - run[0] : DEFAULT_ORIGIN_RUN_PIECES
+      const maxRun = tracked ? stripeEnd(run[0], meta.pieceCount, this.grantStripe) - run[0] : DEFAULT_ORIGIN_RUN_PIECES
       while (todo.length > 0 && todo[0] === run[run.length - 1] + 1 && run.length < maxRun && this.trackerGrants.has(todo[0]) === tracked) {
         run.push(todo.shift()!)
       }
@@ -1098,8 +1101,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 }
 
-/** The end (exclusive) of the tracker's source stripe that holds piece `index` (as SourceGrants cuts them by default) */
-function stripeEnd (index: number, pieceCount: number): number {
-  const stripe = stripeWidth(pieceCount)
+/**
+ * The end (exclusive) of the tracker's source stripe that holds piece
+ * `index`: stripes of `stripe` pieces as the tracker said, or as trackers
+ * that do not say cut them
+ */
+function stripeEnd (index: number, pieceCount: number, stripe = stripeWidth(pieceCount, LEGACY_SOURCE_STRIPE_PIECES, LEGACY_MAX_SOURCE_PEERS)): number {
   return Math.min(pieceCount, (Math.floor(index / stripe) + 1) * stripe)
 }

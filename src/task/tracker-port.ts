@@ -46,6 +46,8 @@ export interface AnnounceResult {
   parents: ParentInfo[]
   /** pieces this node should fetch from the origin */
   grant: number[]
+  /** pieces per stripe of the grant: one origin range may run to the end of a granted piece's stripe; undefined: the tracker did not say */
+  grantStripe?: number
   intervalMs: number
   message?: string
   /** the answer of a DHT provider about its own copy, not of a tracker */

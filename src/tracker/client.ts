@@ -116,6 +116,12 @@ export interface AnnounceResponse {
   parents: TrackerParent[]
   /** Pieces to fetch from the origin, ascending: the complete current grant */
   grant: number[]
+  /**
+   * Pieces per stripe as the tracker cuts grants: a granted piece may be read
+   * to the end of its stripe in one origin range. Undefined from a tracker
+   * older than the field (those cut 16-piece stripes for 4 source peers).
+   */
+  grantStripe?: number
   /** Announce again after this many ms (0 unless ok) */
   intervalMs: number
 }
@@ -533,6 +539,7 @@ export class TrackerClient {
       },
       parents,
       grant: response.grant.filter(i => i < pieceCount),
+      grantStripe: response.grantStripe > 0 ? response.grantStripe : undefined,
       intervalMs: response.intervalMs
     }
   }

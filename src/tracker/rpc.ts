@@ -108,6 +108,7 @@ export function bareResponse (status: TrackerResponse.Status, errorCode: ErrorCo
     message: message == null ? undefined : truncate(message),
     parents: [],
     grant: [],
+    grantStripe: 0,
     intervalMs: 0,
     rejected: []
   }
@@ -368,6 +369,7 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
     meta: metaToWire(result.meta, result.pieceDigests),
     parents: result.parents.map(p => ({ peerId: p.peerId, addrs: p.addrs.map(wire), have: wire(p.have), freeUploadSlots: p.freeUploadSlots })),
     grant: result.grant,
+    grantStripe: result.grantStripe,
     intervalMs: result.intervalMs
   }
 }

@@ -95,6 +95,8 @@ export type AnnounceResult =
     parents: ParentInfo[]
     /** The requester's whole current source grant, ascending (empty unless it wants one) */
     grant: number[]
+    /** Pieces per stripe of the grant (the client may read to the end of a granted piece's stripe at once); 0 without a grant */
+    grantStripe: number
     intervalMs: number
     /** This announce registered the peer (it was not registered before) */
     registered: boolean
@@ -442,6 +444,7 @@ export class TrackerState {
       pieceDigests: input.wantDigests ? digestList(task) : undefined,
       parents: this.#parents(task, record, now),
       grant,
+      grantStripe: grant.length > 0 ? task.grants.stripe : 0,
       intervalMs: this.announceIntervalMs,
       registered
     }

@@ -51,6 +51,18 @@ describe('scheduler/source-grants', () => {
     expect(DEFAULT_GRANT_TTL_MS).to.equal(5 * 60_000)
   })
 
+  it('says the stripe width it cuts grants in once the piece count is known', () => {
+    const grants = new SourceGrants({ maxSourcePeers: 3, stripePieces: 5 })
+    expect(grants.stripe).to.equal(0)
+    const swarm = new Swarm(100, grants)
+    swarm.request('a')
+    expect(grants.stripe).to.equal(5)
+    // a small task: fewer pieces per stripe, so that every source slot gets one
+    const small = new SourceGrants({ maxSourcePeers: 3, stripePieces: 5 })
+    new Swarm(7, small).request('a')
+    expect(small.stripe).to.equal(3)
+  })
+
   describe('splitting the origin among the first requesters', () => {
     it('gives the first requester every piece nobody holds', () => {
       const swarm = new Swarm(100)

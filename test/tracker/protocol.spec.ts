@@ -5,6 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'aegir/chai'
 import { electTrackers } from '../../src/election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../../src/pb/tracker.ts'
+import { stripeWidth } from '../../src/scheduler/index.ts'
 import { MAX_ANNOUNCE_WAIT_MS, MAX_REQUEST_BYTES } from '../../src/tracker/constants.ts'
 import { boundedLpStream } from '../../src/tracker/framing.ts'
 import { answerRequest } from '../../src/tracker/rpc.ts'
@@ -82,6 +83,8 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(first.status).to.equal('ok')
       expect(first.meta).to.deep.include({ ...metaOf(8), etag: '"e"' })
       expect(first.grant).to.deep.equal(range(0, 8))
+      // the stripes the grant is cut in, so the client knows how far one origin range may run
+      expect(first.grantStripe).to.equal(stripeWidth(8))
       expect(first.intervalMs).to.equal(1000)
 
       // A reports two pieces, B joins and gets A as a parent with A's address and bitfield
@@ -94,6 +97,7 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(second.meta?.pieceDigests?.[1]).to.deep.equal(digestOf('p', 1))
       expect(second.meta?.pieceDigests?.[2]).to.be.undefined()
       expect(second.grant).to.deep.equal([], 'did not ask for a grant')
+      expect(second.grantStripe).to.be.undefined()
       expect(t.counts.registrations).to.equal(2)
     })
 
