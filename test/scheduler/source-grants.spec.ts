@@ -17,7 +17,11 @@ function stripes (size: number, ...which: number[]): number[] {
   return which.sort((a, b) => a - b).flatMap(s => range(s * size, (s + 1) * size))
 }
 
-/** A small swarm driving one SourceGrants, the way a tracker would */
+/**
+ * A small swarm driving one SourceGrants, the way a tracker would. By default
+ * with 4 source slots and 16-piece stripes: the mechanism is easiest to read
+ * in wide stripes; the shipped defaults have tests of their own.
+ */
 class Swarm {
   readonly grants: SourceGrants
   readonly pieceCount: number
@@ -25,7 +29,7 @@ class Swarm {
   readonly live = new Set<string>()
   now = T0
 
-  constructor (pieceCount: number, grants = new SourceGrants()) {
+  constructor (pieceCount: number, grants = new SourceGrants({ maxSourcePeers: 4, stripePieces: 16 })) {
     this.pieceCount = pieceCount
     this.held = new Bitfield(pieceCount)
     this.grants = grants
@@ -46,9 +50,22 @@ class Swarm {
 
 describe('scheduler/source-grants', () => {
   it('has the documented defaults', () => {
-    expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(4)
-    expect(DEFAULT_SOURCE_STRIPE_PIECES).to.equal(16)
+    expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(8)
+    expect(DEFAULT_SOURCE_STRIPE_PIECES).to.equal(1)
     expect(DEFAULT_GRANT_TTL_MS).to.equal(5 * 60_000)
+  })
+
+  it('with the defaults, interleaves single pieces over 8 source peers', () => {
+    const swarm = new Swarm(64, new SourceGrants())
+    // the first requester starts with everything, and gives up slots' pieces as they join
+    expect(swarm.request('p0')).to.deep.equal(range(0, 64))
+    for (let k = 1; k < 8; k++) {
+      expect(swarm.request(`p${k}`)).to.deep.equal(range(0, 64).filter(i => i % 8 === k), `source peer ${k}`)
+    }
+    // p0 kept its current piece (0) and the pieces of its own slot
+    expect(swarm.request('p0')).to.deep.equal(range(0, 64).filter(i => i % 8 === 0))
+    expect(swarm.request('p8')).to.deep.equal([], 'a ninth peer reads nothing from the origin')
+    expect(swarm.grants.stripe).to.equal(1)
   })
 
   it('says the stripe width it cuts grants in once the piece count is known', () => {
@@ -157,7 +174,7 @@ describe('scheduler/source-grants', () => {
     })
 
     it('re-grants pieces of a released peer', () => {
-      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2 }))
+      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2, stripePieces: 16 }))
       swarm.request('a')
       swarm.request('b')
       swarm.grants.release('a')
@@ -166,7 +183,7 @@ describe('scheduler/source-grants', () => {
     })
 
     it('takes grants from a peer that finishes nothing for the TTL', () => {
-      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2, grantTtlMs: 1000 }))
+      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2, stripePieces: 16, grantTtlMs: 1000 }))
       swarm.request('a')
       swarm.request('b')
       swarm.now = T0 + 999
@@ -179,7 +196,7 @@ describe('scheduler/source-grants', () => {
     })
 
     it('restarts the TTL when the grantee finishes a piece', () => {
-      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2, grantTtlMs: 1000 }))
+      const swarm = new Swarm(32, new SourceGrants({ maxSourcePeers: 2, stripePieces: 16, grantTtlMs: 1000 }))
       swarm.request('a')
       swarm.request('b')
       swarm.now = T0 + 900

@@ -1,5 +1,6 @@
 import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
+import { DEFAULT_MAX_SOURCE_PEERS } from '../../src/scheduler/index.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS } from '../../src/tracker/constants.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
 import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
@@ -150,9 +151,10 @@ describe('tracker/state', () => {
   })
 
   describe('source grants', () => {
-    // 64 pieces, 4 source slots: stripes of 16 pieces
+    // 64 pieces; one peer more than there are source slots
     const pieces = 64
-    const peers = ['p1', 'p2', 'p3', 'p4', 'p5']
+    const peers = Array.from({ length: DEFAULT_MAX_SOURCE_PEERS + 1 }, (_, i) => `p${i + 1}`)
+    const beyond = peers[peers.length - 1]
 
     function granting (): TrackerState {
       const state = new TrackerState()
@@ -174,10 +176,10 @@ describe('tracker/state', () => {
         ok(state.announce(p, announceOf(T, { wantGrant: true }), now++))
         expectPartition(state, T, peers, pieces)
       }
-      // four source peers share the origin, the fifth is beyond the cap
+      // the source peers share the origin, the last is beyond the cap
       const byPeer = expectPartition(state, T, peers, pieces)
-      expect(peers.slice(0, 4).every(p => (byPeer.get(p)?.length ?? 0) > 0)).to.be.true()
-      expect(byPeer.get('p5')).to.deep.equal([])
+      expect(peers.slice(0, DEFAULT_MAX_SOURCE_PEERS).every(p => (byPeer.get(p)?.length ?? 0) > 0)).to.be.true()
+      expect(byPeer.get(beyond)).to.deep.equal([])
       // an answer is the peer's whole current grant
       expect(ok(state.announce('p2', announceOf(T, { wantGrant: true }), now)).grant).to.deep.equal(state.grantsOf(T, 'p2'))
     })
@@ -190,7 +192,7 @@ describe('tracker/state', () => {
       expect(answer.grant).to.deep.equal([])
       expect(state.grantsOf(T, 'p2')).to.deep.equal([])
       // the pieces go to the next peer that asks
-      const next = ok(state.announce('p5', announceOf(T, { wantGrant: true }), 11))
+      const next = ok(state.announce(beyond, announceOf(T, { wantGrant: true }), 11))
       expect(next.grant).to.include.members(held)
       expectPartition(state, T, peers, pieces)
     })
@@ -202,7 +204,7 @@ describe('tracker/state', () => {
       expect(state.leave('p3', T, 10)).to.be.true()
       expect(state.leave('p3', T, 10)).to.be.false()
       expect(state.grantsOf(T, 'p3')).to.deep.equal([])
-      const next = ok(state.announce('p5', announceOf(T, { wantGrant: true }), 10))
+      const next = ok(state.announce(beyond, announceOf(T, { wantGrant: true }), 10))
       expect(next.grant).to.include.members(held)
       expectPartition(state, T, peers.filter(p => p !== 'p3'), pieces)
     })
@@ -219,7 +221,7 @@ describe('tracker/state', () => {
       expect(state.expire(later)).to.deep.equal({ peersDropped: 1, tasksForgotten: 0 })
       expect(state.hasPeer(T, 'p1')).to.be.false()
       expect(state.grantsOf(T, 'p1')).to.deep.equal([])
-      ok(state.announce('p5', announceOf(T, { wantGrant: true }), later))
+      ok(state.announce(beyond, announceOf(T, { wantGrant: true }), later))
       // p1's pieces are granted again: the live peers cover every piece
       expectPartition(state, T, peers.slice(1), pieces)
     })
