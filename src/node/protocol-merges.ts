@@ -21,7 +21,7 @@ export interface ProtocolMergesInit {
 }
 
 interface Known {
-  protocols: Set<string>
+  /** the record as the last real merge returned it */
   peer: Peer
   at: number
 }
@@ -54,7 +54,7 @@ export function coalesceProtocolMerges (init: ProtocolMergesInit): () => void {
   const remember = (id: PeerId, peer: Peer): void => {
     const key = id.toString()
     known.delete(key)
-    known.set(key, { protocols: new Set(peer.protocols), peer, at: now() })
+    known.set(key, { peer, at: now() })
     if (known.size > memory) {
       known.delete(known.keys().next().value!)
     }
@@ -68,7 +68,7 @@ export function coalesceProtocolMerges (init: ProtocolMergesInit): () => void {
     const protocols = protocolsOnly(data)
     if (protocols != null) {
       const k = known.get(id.toString())
-      if (k != null && now() - k.at < refreshMs && protocols.every(p => k.protocols.has(p))) {
+      if (k != null && now() - k.at < refreshMs && protocols.every(p => k.peer.protocols.includes(p))) {
         return k.peer
       }
     }
