@@ -579,7 +579,8 @@ function storeAsPieceSource (store: FsPieceStore): PieceSource {
       const hex = store.getTask(taskId)?.pieceDigests[index]
       return hex != null ? Buffer.from(hex, 'hex') : undefined
     },
-    read: async (taskId, index, options) => store.read(taskId, index, options)
+    read: async (taskId, index, options) => store.read(taskId, index, options),
+    waitFor: async (taskId, index, options) => store.getTask(taskId) != null && store.whenPresent(taskId, index, options)
   }
 }
 

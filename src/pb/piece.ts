@@ -6,6 +6,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 export interface PieceRequest {
   taskId: string
   indexes: number[]
+  waitMs: number
 }
 
 export namespace PieceRequest {
@@ -30,13 +31,19 @@ export namespace PieceRequest {
           }
         }
 
+        if ((obj.waitMs != null && obj.waitMs !== 0)) {
+          w.uint32(24)
+          w.uint32(obj.waitMs)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
           taskId: '',
-          indexes: []
+          indexes: [],
+          waitMs: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -55,6 +62,10 @@ export namespace PieceRequest {
               }
 
               obj.indexes.push(reader.uint32())
+              break
+            }
+            case 3: {
+              obj.waitMs = reader.uint32()
               break
             }
             default: {
@@ -98,6 +109,13 @@ export namespace PieceRequest {
 
               break
             }
+            case 3: {
+              yield {
+                field: `${prefix}.waitMs`,
+                value: reader.uint32()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -121,6 +139,11 @@ export namespace PieceRequest {
     value: number
   }
 
+  export interface PieceRequestWaitMsFieldEvent {
+    field: '$.waitMs'
+    value: number
+  }
+
   export function encode (obj: Partial<PieceRequest>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, PieceRequest.codec())
   }
@@ -129,7 +152,7 @@ export namespace PieceRequest {
     return decodeMessage(buf, PieceRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<PieceRequest>): Generator<PieceRequestTaskIdFieldEvent | PieceRequestIndexesFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<PieceRequest>): Generator<PieceRequestTaskIdFieldEvent | PieceRequestIndexesFieldEvent | PieceRequestWaitMsFieldEvent> {
     return streamMessage(buf, PieceRequest.codec(), opts)
   }
 }

@@ -20,3 +20,10 @@ export const MAX_METADATA_BYTES = 8 * 1024 * 1024
  * default limit and covers the tasks a node serves at once.
  */
 export const DEFAULT_MAX_READ_HANDLES = 64
+
+/**
+ * Most piece waits (`FsPieceStore.whenPresent`) pending at once over all
+ * tasks; beyond it a wait answers "not present" at once. Each is a request a
+ * downstream peer holds open on us (piece protocol `wait_ms`), a few per peer.
+ */
+export const DEFAULT_MAX_PIECE_WAITERS = 1024

@@ -7,7 +7,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { isSha256Hex, normaliseDigest } from '../task/digest.ts'
 import { choosePieceSize, pieceCount, pieceRange, validatePieceSize } from '../task/piece-size.ts'
 import { bitIsSet } from '../utils/bitfield.ts'
-import { DEFAULT_MAX_READ_HANDLES, DEFAULT_RESERVE_RATIO } from './constants.ts'
+import { DEFAULT_MAX_PIECE_WAITERS, DEFAULT_MAX_READ_HANDLES, DEFAULT_RESERVE_RATIO } from './constants.ts'
 import {
   DigestMismatchError,
   InsufficientSpaceError,
@@ -24,7 +24,9 @@ import {
 import { fsyncDir, isDiskFull, randomSuffix, readAll, writeAll, writeFileAtomic } from './fs-utils.ts'
 import { Journal, readJournal } from './journal.ts'
 import { TASK_STATES, encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
+import { PieceWaiters } from './piece-waiters.ts'
 import type { ExportOptions, FsPieceStoreInit, ImportOptions, PieceStore, PutOptions, StoreStats, TaskInit, TaskMetadata, TaskState } from './index.ts'
+import type { PieceWaitOptions } from './piece-waiters.ts'
 import type { PieceRange } from '../task/piece-size.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { FileHandle } from 'node:fs/promises'
@@ -118,6 +120,8 @@ export class FsPieceStore implements PieceStore {
   private readonly log: Logger
   private readonly tasks: Map<string, TaskEntry>
   private readonly locks: Map<string, Promise<unknown>>
+  /** callers waiting for a piece to arrive (whenPresent) */
+  private readonly waiters = new PieceWaiters(DEFAULT_MAX_PIECE_WAITERS)
   private status: 'closed' | 'opening' | 'open' | 'closing'
   private opening?: Promise<void>
   private bytesStored: number
@@ -214,6 +218,7 @@ export class FsPieceStore implements PieceStore {
     }
 
     this.status = 'closing'
+    this.waiters.clear()
 
     // creates and deletes in progress
     await Promise.allSettled([...this.locks.values()])
@@ -333,6 +338,18 @@ export class FsPieceStore implements PieceStore {
     return this.entry(taskId).have.slice()
   }
 
+  /**
+   * Resolves true once piece `index` is present (at once when it is), false
+   * when `timeoutMs` passes first, the signal aborts, the task is deleted or
+   * the store closes. For serving a piece that is on its way.
+   */
+  async whenPresent (taskId: string, index: number, options: PieceWaitOptions): Promise<boolean> {
+    if (this.has(taskId, index)) {
+      return true
+    }
+    return this.waiters.wait(taskId, index, options)
+  }
+
   has (taskId: string, index: number): boolean {
     const entry = this.entry(taskId)
 
@@ -433,6 +450,7 @@ export class FsPieceStore implements PieceStore {
       }
 
       this.tasks.delete(taskId)
+      this.waiters.forget(taskId)
       this.bytesStored -= entry.bytesPresent
       await settle(entry.ops)
       await this.closeReader(entry)
@@ -1133,6 +1151,7 @@ export class FsPieceStore implements PieceStore {
       setBit(entry.have, index)
       entry.present++
       entry.bytesPresent += length
+      this.waiters.notify(entry.task.taskId, index)
 
       if (this.tasks.get(entry.task.taskId) === entry) {
         this.bytesStored += length

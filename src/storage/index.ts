@@ -199,6 +199,8 @@ export interface PieceStore {
 
   have(taskId: string): Uint8Array
   has(taskId: string, index: number): boolean
+  /** true once piece `index` is present; false after `timeoutMs`, an abort, or when the task goes away */
+  whenPresent(taskId: string, index: number, options: AbortOptions & { timeoutMs: number }): Promise<boolean>
   missing(taskId: string): number[]
   isComplete(taskId: string): boolean
 

@@ -12,6 +12,7 @@ import {
   MAX_HEADER_FRAME_BYTES,
   MAX_INDEXES_PER_REQUEST,
   MAX_PIECE_BYTES,
+  MAX_PIECE_WAIT_MS,
   MAX_TASK_ID_BYTES,
   PAUSED_READ_BUFFER_BYTES,
   RECEIVE_HIGH_WATER_BYTES,
@@ -57,6 +58,14 @@ export interface RequestPiecesOptions extends AbortOptions {
    * @default max(5 s, 4 s per MiB)
    */
   pieceTimeoutMs?(length: number): number
+  /**
+   * Ask the peer to hold each index it does not have yet up to this long
+   * (ms, at most MAX_PIECE_WAIT_MS) and send it once it arrives, instead of
+   * answering DONT_HAVE at once; the piece timeout grows by as much
+   *
+   * @default 0
+   */
+  waitMs?: number
   /**
    * After the last answer, abort the stream if the peer has not closed it within this many ms
    *
@@ -203,7 +212,9 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
 
   const log = options.log ?? defaultLogger().forComponent('damselfly:transfer:client')
   const maxOutstanding = Math.max(1, options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING_PER_STREAM)
-  const pieceTimeoutMs = options.pieceTimeoutMs ?? defaultPieceTimeoutMs
+  const waitMs = Math.max(0, Math.min(MAX_PIECE_WAIT_MS, Math.floor(options.waitMs ?? 0)))
+  // a held index may first wait up to waitMs for the peer to get it
+  const pieceTimeoutMs = (length: number): number => (options.pieceTimeoutMs ?? defaultPieceTimeoutMs)(length) + waitMs
   const signal = options.signal
   const results: FetchResult[] = []
   let timeoutError: TimeoutError | undefined
@@ -250,7 +261,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       const batch = indexes.slice(requested, requested + count)
       // request frames are tiny and bounded by indexes.length, so send()'s
       // backpressure is not awaited here
-      stream.send(encodeFrame(PieceRequest.encode({ taskId, indexes: batch })))
+      stream.send(encodeFrame(PieceRequest.encode({ taskId, indexes: batch, waitMs })))
       requested += count
     }
 

@@ -33,6 +33,13 @@ export const MAX_HEADER_MESSAGE_CHARS = 256
  */
 export const MAX_INDEXES_PER_REQUEST = 64
 
+/**
+ * The longest a server holds a requested index it does not have yet
+ * (PieceRequest.wait_ms); longer asks are cut to this. Bounds how long a
+ * held request keeps the answers behind it waiting.
+ */
+export const MAX_PIECE_WAIT_MS = 10_000
+
 /** Task ids are content digests or hashes of a URL; 1 KiB of UTF-8 is plenty and keeps frames small */
 export const MAX_TASK_ID_BYTES = KiB
 

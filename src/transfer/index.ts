@@ -53,6 +53,12 @@ export interface PieceSource {
   digest(taskId: string, index: number): Uint8Array | undefined
   /** The piece's bytes (exactly pieceLength bytes) */
   read(taskId: string, index: number, options: AbortOptions): Promise<Uint8Array>
+  /**
+   * Resolve once the piece is held (then `has` is true), or after
+   * `timeoutMs` or an abort. Without it, requests that may wait for a piece
+   * (wait_ms) are answered at once.
+   */
+  waitFor?(taskId: string, index: number, options: AbortOptions & { timeoutMs: number }): Promise<unknown>
 }
 
 /** What the caller knows about a piece from the task's manifest */
@@ -103,6 +109,8 @@ export interface FetchOptions extends AbortOptions {
    * the returned results hold them all again
    */
   onAnswer?(result: FetchResult): void
+  /** Let the peer hold each index it does not have yet this long (ms) before answering DONT_HAVE (RequestPiecesOptions.waitMs) */
+  waitMs?: number
 }
 
 export interface BadPieceEvent {

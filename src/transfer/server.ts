@@ -11,6 +11,7 @@ import {
   MAX_HEADER_MESSAGE_CHARS,
   MAX_INDEXES_PER_REQUEST,
   MAX_PIECE_BYTES,
+  MAX_PIECE_WAIT_MS,
   MAX_QUEUED_ANSWERS_PER_STREAM,
   MAX_REQUEST_FRAME_BYTES,
   MAX_TASK_ID_BYTES,
@@ -57,6 +58,8 @@ interface Answer {
   index: number
   /** answered BUSY without looking: over the outstanding limit */
   overLimit: boolean
+  /** how long the piece may be waited for when we do not hold it yet (ms) */
+  waitMs: number
   /** its last byte was handed to the stream */
   done: boolean
 }
@@ -168,7 +171,7 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
           accepted++
         }
 
-        queue.push({ taskId: request.taskId, index, overLimit, done: false })
+        queue.push({ taskId: request.taskId, index, overLimit, waitMs: request.waitMs ?? 0, done: false })
       }
 
       notify()
@@ -223,6 +226,12 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
     if (length == null) {
       await sendHeader(entry, { status: PieceHeader.Status.UNKNOWN_TASK })
       return
+    }
+
+    if (!ctx.source.has(taskId, index) && entry.waitMs > 0 && ctx.source.waitFor != null) {
+      // asked ahead (pipeline): send it as soon as it is stored
+      await ctx.source.waitFor(taskId, index, { signal: controller.signal, timeoutMs: Math.min(entry.waitMs, MAX_PIECE_WAIT_MS) })
+      controller.signal.throwIfAborted()
     }
 
     if (!ctx.source.has(taskId, index)) {

@@ -157,6 +157,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       onPiece: options.onPiece,
       onAnswer: options.onAnswer,
       pool: options.pool,
+      waitMs: options.waitMs,
       rateLimits,
       maxOutstanding: this.init.maxOutstanding,
       pieceTimeoutMs: this.init.pieceTimeoutMs,

@@ -285,6 +285,36 @@ describe('storage/fs-piece-store', () => {
       expect(store.isComplete(ID)).to.be.false()
     })
 
+    it('tells a waiter when a piece becomes present, and gives up on timeout, delete or close', async () => {
+      await createTenPieces()
+      await store.put(ID, 0, piece(0))
+      expect(await store.whenPresent(ID, 0, { timeoutMs: 10 })).to.be.true()
+
+      const arriving = store.whenPresent(ID, 3, { timeoutMs: 5_000 })
+      let settled = false
+      void arriving.then(() => { settled = true })
+      await new Promise(resolve => setTimeout(resolve, 20))
+      expect(settled).to.be.false()
+      await store.put(ID, 3, piece(3))
+      expect(await arriving).to.be.true()
+
+      expect(await store.whenPresent(ID, 4, { timeoutMs: 30 })).to.be.false()
+      const controller = new AbortController()
+      const aborted = store.whenPresent(ID, 4, { timeoutMs: 5_000, signal: controller.signal })
+      controller.abort()
+      expect(await aborted).to.be.false()
+
+      const deleted = store.whenPresent(ID, 5, { timeoutMs: 5_000 })
+      await store.delete(ID)
+      expect(await deleted).to.be.false()
+
+      await createTenPieces()
+      const closed = store.whenPresent(ID, 6, { timeoutMs: 5_000 })
+      await store.close()
+      expect(await closed).to.be.false()
+      await store.open()
+    })
+
     it('records the digest of a piece whose digest was unknown', async () => {
       await createTenPieces()
       await store.put(ID, 1, piece(1))

@@ -3,6 +3,7 @@ import { expect } from 'aegir/chai'
 import { pEvent } from 'p-event'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { PieceHeader, PieceRequest } from '../../src/pb/piece.ts'
+import { PieceWaiters } from '../../src/storage/piece-waiters.ts'
 import { requestPieces } from '../../src/transfer/client.ts'
 import { SEND_SLICE_BYTES } from '../../src/transfer/constants.ts'
 import { encodeFrame, encodeVarint } from '../../src/transfer/framing.ts'
@@ -98,6 +99,43 @@ describe('transfer: piece protocol on in-memory streams', function () {
     expect(results.map(r => r.index)).to.deep.equal(indexes)
     expect(results.every(r => r.bytes === 64 * KiB + 3)).to.be.true()
     expect(received).to.deep.equal(indexes)
+  })
+
+  it('holds an index asked with wait_ms until the piece arrives, and answers DONT_HAVE when the wait runs out', async function () {
+    const have = new Set([2])
+    const waiters = new PieceWaiters(16)
+    const source = { ...testSource({ [TASK]: { pieceLength: 10 * KiB, pieceCount: 4, have } }), waitFor: async (taskId: string, index: number, options: { timeoutMs: number, signal?: AbortSignal }) => waiters.wait(taskId, index, options) }
+    const [client, server] = await memoryStreams()
+    track(client, server)
+    void handlePieceStream(server, 'peer-a', serverCtx(source))
+
+    const started = Date.now()
+    const fetching = requestPieces(client, TASK, [1, 2], { expected: source.expected(TASK), onPiece: () => {}, waitMs: 5_000 })
+    await delay(150)
+    expect(waiters.size).to.equal(1)
+    have.add(1)
+    waiters.notify(TASK, 1)
+    const results = await fetching
+    expect(results.map(r => r.status)).to.deep.equal(['ok', 'ok'])
+    expect(Date.now() - started).to.be.at.least(140)
+    expect(waiters.size).to.equal(0)
+
+    // nothing arrives: DONT_HAVE after the wait, and the index behind it is still answered
+    const [client2, server2] = await memoryStreams()
+    track(client2, server2)
+    void handlePieceStream(server2, 'peer-a', serverCtx(source))
+    const results2 = await requestPieces(client2, TASK, [3, 2], { expected: source.expected(TASK), onPiece: () => {}, waitMs: 100 })
+    expect(results2.map(r => r.status)).to.deep.equal(['dont-have', 'ok'])
+
+    // without wait_ms the server answers at once, whatever the source can wait for
+    const [client3, server3] = await memoryStreams()
+    track(client3, server3)
+    void handlePieceStream(server3, 'peer-a', serverCtx(source))
+    const at = Date.now()
+    const results3 = await requestPieces(client3, TASK, [3], { expected: source.expected(TASK), onPiece: () => {} })
+    expect(results3.map(r => r.status)).to.deep.equal(['dont-have'])
+    expect(Date.now() - at).to.be.below(1_000)
+    expect(waiters.size).to.equal(0)
   })
 
   it('answers DONT_HAVE and UNKNOWN_TASK explicitly', async function () {
