@@ -147,6 +147,7 @@ export class TrackerPortAdapter implements TrackerPort {
       }),
       grant: response.grant,
       grantStripe: response.grantStripe,
+      upstream: response.upstream?.toString(),
       intervalMs: response.intervalMs
     }
   }

@@ -1662,6 +1662,7 @@ export interface TrackerResponse {
   intervalMs: number
   rejected: number[]
   grantStripe: number
+  upstream: string
 }
 
 export namespace TrackerResponse {
@@ -1754,6 +1755,11 @@ export namespace TrackerResponse {
           w.uint32(obj.grantStripe)
         }
 
+        if ((obj.upstream != null && obj.upstream !== '')) {
+          w.uint32(90)
+          w.string(obj.upstream)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1765,7 +1771,8 @@ export namespace TrackerResponse {
           grant: [],
           intervalMs: 0,
           rejected: [],
-          grantStripe: 0
+          grantStripe: 0,
+          upstream: ''
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1830,6 +1837,10 @@ export namespace TrackerResponse {
             }
             case 10: {
               obj.grantStripe = reader.uint32()
+              break
+            }
+            case 11: {
+              obj.upstream = reader.string()
               break
             }
             default: {
@@ -1947,6 +1958,13 @@ export namespace TrackerResponse {
               yield {
                 field: `${prefix}.grantStripe`,
                 value: reader.uint32()
+              }
+              break
+            }
+            case 11: {
+              yield {
+                field: `${prefix}.upstream`,
+                value: reader.string()
               }
               break
             }
@@ -2070,6 +2088,11 @@ export namespace TrackerResponse {
     value: number
   }
 
+  export interface TrackerResponseUpstreamFieldEvent {
+    field: '$.upstream'
+    value: string
+  }
+
   export function encode (obj: Partial<TrackerResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TrackerResponse.codec())
   }
@@ -2078,7 +2101,7 @@ export namespace TrackerResponse {
     return decodeMessage(buf, TrackerResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent | TrackerResponseGrantStripeFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent | TrackerResponseGrantStripeFieldEvent | TrackerResponseUpstreamFieldEvent> {
     return streamMessage(buf, TrackerResponse.codec(), opts)
   }
 }

@@ -48,6 +48,8 @@ export interface AnnounceResult {
   grant: number[]
   /** pieces per stripe of the grant: one origin range may run to the end of a granted piece's stripe; undefined: the tracker did not say */
   grantStripe?: number
+  /** the peer (id string) to stream pieces from in index order, our predecessor in the task's pipeline; listed first in `parents`; undefined: none (the first peer, a direct answer, or the tracker did not say) */
+  upstream?: string
   intervalMs: number
   message?: string
   /** the answer of a DHT provider about its own copy, not of a tracker */

@@ -122,6 +122,14 @@ export interface AnnounceResponse {
    * older than the field (those cut 16-piece stripes for 4 source peers).
    */
   grantStripe?: number
+  /**
+   * The peer to stream pieces from in index order: our predecessor in the
+   * task's pipeline, which forwards each piece as soon as it has it; listed
+   * first in `parents` unless we are complete. Undefined when we have none
+   * (the first peer of the task), from a tracker with pipelining off or older
+   * than the field, and in a DIRECT answer
+   */
+  upstream?: PeerId
   /** Announce again after this many ms (0 unless ok) */
   intervalMs: number
 }
@@ -540,8 +548,21 @@ export class TrackerClient {
       parents,
       grant: response.grant.filter(i => i < pieceCount),
       grantStripe: response.grantStripe > 0 ? response.grantStripe : undefined,
+      upstream: this.#upstreamOf(response.upstream),
       intervalMs: response.intervalMs
     }
+  }
+
+  /** The upstream an answer names; none when it names none or a malformed id */
+  #upstreamOf (id: string): PeerId | undefined {
+    if (id === '') {
+      return undefined
+    }
+    const peerId = parsePeerId(id)
+    if (peerId == null) {
+      this.#log.trace('ignoring a malformed upstream %s', id.slice(0, 128))
+    }
+    return peerId
   }
 
   #expectOk (peer: Target, response: TrackerResponse): void {

@@ -17,7 +17,9 @@
  * bitfield, addresses, upload slots, version, zone, whether it may fetch from
  * the origin (`want_grant`). The answer: OK with the task's metadata,
  * up to 16 parents ranked by the scheduler's PeerEvaluator (never the
- * requester, never a blocked peer, only peers holding something it lacks)
+ * requester, never a blocked peer, only peers holding something it lacks,
+ * except the `upstream`: the peer that joined the task just before the
+ * requester, listed first, from which it streams pieces in index order)
  * and the client's source grant; or NEED_META (stat the origin, announce
  * again with meta); or REDIRECT to the elected tracker; or REFUSED.
  * Announce again every `interval_ms` (1 s, see constants.ts for why).

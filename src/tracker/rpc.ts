@@ -14,6 +14,7 @@ import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
 import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_ANNOUNCE_WAIT_MS, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
 import { NotATrackerError, UnknownTaskError, toWireCode } from './errors.ts'
 import { validateTaskId } from './state.ts'
+import { holdsMissing } from './waiters.ts'
 import type { AnnounceInput, AnnounceResult, TaskMetaInfo, TrackerState } from './state.ts'
 import type { AnnounceWaiters } from './waiters.ts'
 import type { TaskMeta } from '../pb/tracker.ts'
@@ -110,7 +111,8 @@ export function bareResponse (status: TrackerResponse.Status, errorCode: ErrorCo
     grant: [],
     grantStripe: 0,
     intervalMs: 0,
-    rejected: []
+    rejected: [],
+    upstream: ''
   }
 }
 
@@ -291,7 +293,7 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
 async function holdUntilWork (from: string, input: AnnounceInput, first: AnnounceResult, deadline: number, ctx: RpcContext): Promise<AnnounceResult> {
   let result = first
   for (let left = deadline - ctx.now(); left > 0; left = deadline - ctx.now()) {
-    if (result.status !== 'ok' || offersWork(result) || ctx.waiters?.canWait() !== true) {
+    if (result.status !== 'ok' || offersWork(result, input.have) || ctx.waiters?.canWait() !== true) {
       break
     }
     await ctx.waiters.wait(input.taskId, input.have, left)
@@ -300,13 +302,19 @@ async function holdUntilWork (from: string, input: AnnounceInput, first: Announc
   return result
 }
 
-/** Whether an answer gives its peer something to do: a source grant, or a parent (the state names only parents holding a piece the peer lacks) */
-function offersWork (result: Extract<AnnounceResult, { status: 'ok' }>): boolean {
-  return result.grant.length > 0 || result.parents.length > 0
+/**
+ * Whether an answer gives its peer (holding `have`) something to do: a source
+ * grant, or a parent holding a piece the peer lacks. The state names only
+ * such parents, except the upstream, which is listed even while it holds
+ * nothing new: that alone is no work, the peer would only wait on it
+ */
+function offersWork (result: Extract<AnnounceResult, { status: 'ok' }>, have: Uint8Array): boolean {
+  return result.grant.length > 0 || result.parents.some(p => p.peerId !== result.upstream || holdsMissing(have, p.have))
 }
 
 /**
- * A DIRECT announce: what this node holds of the task itself, elected or not
+ * A DIRECT announce: what this node holds of the task itself, elected or not.
+ * No registration, so no pipeline: the answer names no upstream
  */
 function direct (req: TrackerRequest, ctx: RpcContext): TrackerResponse {
   validateTaskId(req.taskId)
@@ -370,6 +378,7 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
     parents: result.parents.map(p => ({ peerId: p.peerId, addrs: p.addrs.map(wire), have: wire(p.have), freeUploadSlots: p.freeUploadSlots })),
     grant: result.grant,
     grantStripe: result.grantStripe,
+    upstream: result.upstream ?? '',
     intervalMs: result.intervalMs
   }
 }

@@ -5,8 +5,8 @@
  *
  * Per task: its metadata (first announce with meta wins), the piece digests
  * (first report wins), the peers (address, have bitfield, upload slots, last
- * seen, zone), the source grants and a blocklist of peers that sent bad
- * pieces.
+ * seen, zone) in the order they registered (the pipeline order), the source
+ * grants and a blocklist of peers that sent bad pieces.
  */
 
 import '../polyfill.ts'
@@ -21,6 +21,7 @@ import {
   DEFAULT_MAX_TASKS,
   DEFAULT_PARENTS_PER_ANSWER,
   DEFAULT_PEER_TTL_MS,
+  DEFAULT_PIPELINE,
   DEFAULT_TASK_TTL_MS,
   DIGEST_BYTES,
   MAX_ADDRS_PER_PEER,
@@ -91,12 +92,24 @@ export type AnnounceResult =
     meta: TaskMetaInfo
     /** Present when asked for: one entry per piece, undefined where no digest is known */
     pieceDigests?: Array<Uint8Array | undefined>
-    /** Best first; never the requester, never a blocked peer, never a peer with nothing we lack */
+    /**
+     * The upstream first (when there is one), then the others best first;
+     * never the requester, never a blocked peer, never a peer with nothing we
+     * lack except the upstream. Empty for a complete requester
+     */
     parents: ParentInfo[]
     /** The requester's whole current source grant, ascending (empty unless it wants one) */
     grant: number[]
     /** Pieces per stripe of the grant (the client may read to the end of a granted piece's stripe at once); 0 without a grant */
     grantStripe: number
+    /**
+     * The requester's predecessor in the task's pipeline, to stream pieces
+     * from in index order: the nearest peer that registered for the task
+     * before it and is still registered and not blocked. Listed first in
+     * `parents` (unless the requester is complete). Undefined for the first
+     * peer, with `pipeline` off, or with `parentsPerAnswer` 0
+     */
+    upstream?: string
     intervalMs: number
     /** This announce registered the peer (it was not registered before) */
     registered: boolean
@@ -158,6 +171,15 @@ export interface TrackerStateInit {
    */
   parentsPerAnswer?: number
   /**
+   * Name each requester's upstream (the nearest live, unblocked peer that
+   * registered for the task before it) and list it first among its parents,
+   * so the task's peers form a pipeline in the order they joined. Needs
+   * `parentsPerAnswer` of at least 1
+   *
+   * @default true
+   */
+  pipeline?: boolean
+  /**
    * Ranks parents
    *
    * @default new PeerEvaluator()
@@ -189,6 +211,7 @@ interface TaskRecord {
   /** pieceCount × 32 bytes, allocated on the first recorded digest */
   digests?: Uint8Array
   digestKnown: Bitfield
+  /** In the order they registered (the pipeline order); a peer that left or expired and comes back joins at the end */
   peers: Map<string, PeerRecord>
   /** The keys of `peers`, as the set SourceGrants wants */
   live: Set<string>
@@ -315,6 +338,7 @@ export class TrackerState {
   readonly taskTtlMs: number
   readonly announceIntervalMs: number
   readonly parentsPerAnswer: number
+  readonly pipeline: boolean
   readonly #evaluator: ParentEvaluator
   readonly #sourceGrants?: SourceGrantsInit
   readonly #blocklist?: BlocklistInit
@@ -327,6 +351,7 @@ export class TrackerState {
     this.taskTtlMs = init.taskTtlMs ?? DEFAULT_TASK_TTL_MS
     this.announceIntervalMs = init.announceIntervalMs ?? DEFAULT_ANNOUNCE_INTERVAL_MS
     this.parentsPerAnswer = init.parentsPerAnswer ?? DEFAULT_PARENTS_PER_ANSWER
+    this.pipeline = init.pipeline ?? DEFAULT_PIPELINE
     assertPositiveInteger('maxTasks', this.maxTasks)
     assertPositiveInteger('maxPeersPerTask', this.maxPeersPerTask)
     assertPositiveInteger('peerTtlMs', this.peerTtlMs)
@@ -438,13 +463,15 @@ export class TrackerState {
       task.grants.release(peer)
     }
 
+    const upstream = this.#upstream(task, record, now)
     return {
       status: 'ok',
       meta: { ...task.meta },
       pieceDigests: input.wantDigests ? digestList(task) : undefined,
-      parents: this.#parents(task, record, now),
+      parents: this.#parents(task, record, upstream, now),
       grant,
       grantStripe: grant.length > 0 ? task.grants.stripe : 0,
+      upstream,
       intervalMs: this.announceIntervalMs,
       registered
     }
@@ -672,33 +699,70 @@ export class TrackerState {
     return dropped
   }
 
-  #parents (task: TaskRecord, requester: PeerRecord, now: number): ParentInfo[] {
+  /**
+   * The requester's predecessor in the pipeline: the nearest peer registered
+   * before it that is not blocked (every peer in `task.peers` is live). A
+   * peer holding nothing yet qualifies: it forwards pieces as they come
+   */
+  #upstream (task: TaskRecord, requester: PeerRecord, now: number): string | undefined {
+    if (!this.pipeline || this.parentsPerAnswer === 0) {
+      return undefined
+    }
+    let upstream: string | undefined
+    for (const other of task.peers.values()) {
+      if (other === requester) {
+        return upstream
+      }
+      if (!task.blocklist.isBlocked(other.peerId, now)) {
+        upstream = other.peerId
+      }
+    }
+    // not reached: the requester is registered before this is called
+    return undefined
+  }
+
+  /**
+   * The upstream first, even when it holds nothing the requester lacks yet,
+   * then the best of the peers holding something it lacks, at most
+   * `parentsPerAnswer` in all (the lowest ranked one gives way to the upstream)
+   */
+  #parents (task: TaskRecord, requester: PeerRecord, upstreamId: string | undefined, now: number): ParentInfo[] {
     if (this.parentsPerAnswer === 0 || requester.have.isFull()) {
       return []
     }
+    const upstream = upstreamId == null ? undefined : task.peers.get(upstreamId)
+    const ctx = { zone: requester.zone, bestThroughputBps: 0 }
     const candidates: ParentCandidate[] = []
     for (const other of task.peers.values()) {
-      if (other === requester || other.have.count() === 0 || task.blocklist.isBlocked(other.peerId, now)) {
+      if (other === requester || other === upstream || other.have.count() === 0 || task.blocklist.isBlocked(other.peerId, now)) {
         continue
       }
       if (!hasSomethingFor(other.haveBytes, requester.haveBytes)) {
         continue
       }
-      candidates.push({
-        peerId: other.peerId,
-        freeUploadSlots: other.freeUploadSlots,
-        maxUploadSlots: other.uploadSlots,
-        piecesHeld: other.have.count(),
-        pieceCount: task.pieceCount,
-        recentFailures: task.blocklist.badPieceCount(other.peerId, now),
-        zone: other.zone
-      })
+      candidates.push(candidateOf(task, other, now))
     }
-    const ranked = this.#evaluator.rankParents(candidates, { zone: requester.zone, bestThroughputBps: 0 }, this.parentsPerAnswer)
-    return ranked.map(({ peerId, score }) => {
+    const ranked = this.#evaluator.rankParents(candidates, ctx, this.parentsPerAnswer - (upstream == null ? 0 : 1))
+    const listed = upstream == null
+      ? ranked
+      : [{ peerId: upstream.peerId, score: this.#evaluator.score(candidateOf(task, upstream, now), ctx) }, ...ranked]
+    return listed.map(({ peerId, score }) => {
       const other = task.peers.get(peerId)!
       return { peerId, addrs: other.addrs, have: other.haveBytes, freeUploadSlots: other.freeUploadSlots, score }
     })
+  }
+}
+
+/** A registered peer as the evaluator sees it */
+function candidateOf (task: TaskRecord, peer: PeerRecord, now: number): ParentCandidate {
+  return {
+    peerId: peer.peerId,
+    freeUploadSlots: peer.freeUploadSlots,
+    maxUploadSlots: peer.uploadSlots,
+    piecesHeld: peer.have.count(),
+    pieceCount: task.pieceCount,
+    recentFailures: task.blocklist.badPieceCount(peer.peerId, now),
+    zone: peer.zone
   }
 }
 

@@ -101,6 +101,41 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(t.counts.registrations).to.equal(2)
     })
 
+    it('names the upstream: first parent, carried over the wire, none for the first peer, a DIRECT answer or with pipeline off', async () => {
+      const t = await soleTracker()
+      const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
+      const addr = multiaddr(`/ip4/127.0.0.1/tcp/4001/p2p/${a.toString()}`)
+      const first = await net.client(a).announce(t.peerId, announce({ meta: metaOf(8), addrs: [addr] }))
+      expect(first.status).to.equal('ok')
+      expect(first.upstream).to.be.undefined()
+      const second = await net.client(b).announce(t.peerId, announce())
+      expect(second.upstream?.toString()).to.equal(a.toString())
+      // listed first with its address and bitfield, although it holds nothing yet
+      expect(second.parents.map(p => p.peerId.toString())).to.deep.equal([a.toString()])
+      expect(second.parents[0].addrs.map(x => x.toString())).to.deep.equal([addr.toString()])
+      expect(Bitfield.from(second.parents[0].have, 8).indexes()).to.deep.equal([])
+      expect((await net.client(c).announce(t.peerId, announce())).upstream?.toString()).to.equal(b.toString())
+
+      // the field itself: encoded, decoded, empty when unset
+      const answer = await answerRequest(c.toString(), { type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0', wantGrant: false, wantDigests: false, direct: false, waitMs: 0 } }, t.rpc)
+      expect(answer.upstream).to.equal(b.toString())
+      expect(TrackerResponse.decode(TrackerResponse.encode(answer)).upstream).to.equal(b.toString())
+      expect(TrackerResponse.decode(TrackerResponse.encode({ ...answer, upstream: '' })).upstream).to.equal('')
+
+      // a DIRECT answer is about this node's own copy: no upstream
+      t.rpc.localTask = () => ({ meta: metaOf(8), pieceDigests: [], have: Uint8Array.of(0xff), addrs: [], freeUploadSlots: 1 })
+      const direct = await net.client(c).announce(t.peerId, announce({ direct: true }))
+      expect(direct.status).to.equal('ok')
+      expect(direct.parents.map(p => p.peerId.toString())).to.deep.equal([t.id])
+      expect(direct.upstream).to.be.undefined()
+
+      const off = await soleTracker({ state: { pipeline: false } })
+      await net.client(a).announce(off.peerId, announce({ meta: metaOf(8) }))
+      const none = await net.client(b).announce(off.peerId, announce())
+      expect(none.upstream).to.be.undefined()
+      expect(none.parents).to.deep.equal([])
+    })
+
     it('grants origin reads only from the first elected tracker; the second names parents but grants nothing', async () => {
       const [x, y] = await Promise.all([net.addTracker({ replicas: 2 }), net.addTracker({ replicas: 2 })])
       const both = [x.id, y.id]
@@ -181,11 +216,26 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(t.rpc.waiters?.size).to.equal(0)
     })
 
+    it('holds an idle peer whose upstream holds nothing it lacks, and wakes it when the upstream reports a piece it lacks', async () => {
+      const { t, a, b } = await twoPeers()
+      const started = Date.now()
+      const waiting = b.announce(t.peerId, announce({ waitMs: 2000 }))
+      await new Promise(resolve => setTimeout(resolve, 200))
+      expect(t.rpc.waiters?.size).to.equal(1, 'an upstream with nothing for it is no work: held')
+      await a.report(t.peerId, T, [{ index: 5, digest: digestOf('u', 5) }])
+      const answer = await withTimeout(waiting, 1000, 'the held answer after the upstream\'s report')
+      expect(Date.now() - started).to.be.within(150, 1900)
+      expect(answer.upstream).to.not.be.undefined()
+      expect(answer.parents.map(p => p.peerId.toString())).to.deep.equal([answer.upstream?.toString()])
+      expect(Bitfield.from(answer.parents[0].have, 8).indexes()).to.deep.equal([5])
+      expect(t.rpc.waiters?.size).to.equal(0)
+    })
+
     it('answers at the end of the wait when nothing appears, and at once when there is something to fetch', async () => {
       const { t, a, b } = await twoPeers()
       let started = Date.now()
       const idle = await b.announce(t.peerId, announce({ waitMs: 400 }))
-      expect(idle.parents).to.deep.equal([])
+      expect(idle.parents.map(p => p.peerId.toString())).to.deep.equal([idle.upstream?.toString()], 'only the upstream, holding nothing')
       expect(Date.now() - started).to.be.within(350, 1900)
 
       await a.report(t.peerId, T, [{ index: 1, digest: digestOf('w', 1) }])
@@ -251,13 +301,15 @@ describe('tracker/protocol on in-memory streams', function () {
       const [bad, x, y, z] = await Promise.all([newPeerId(), newPeerId(), newPeerId(), newPeerId()])
       await net.client(bad).announce(t.peerId, announce({ meta: metaOf(4), have: Bitfield.from(Uint8Array.of(0xf0), 4) }))
       for (const p of [x, y, z]) {
-        expect((await net.client(p).announce(t.peerId, announce())).parents.map(q => q.peerId.toString())).to.deep.equal([bad.toString()])
+        expect((await net.client(p).announce(t.peerId, announce())).parents.map(q => q.peerId.toString())).to.include(bad.toString())
       }
       await net.client(x).reportBadPeer(t.peerId, T, bad, 2)
       await net.client(y).reportBadPeer(t.peerId, T, bad.toString(), 3)
       expect(t.counts.badPeerReports).to.equal(2)
       expect(t.counts.blockedPeers).to.equal(1)
-      expect((await net.client(z).announce(t.peerId, announce())).parents).to.deep.equal([])
+      // only z's upstream y (holding nothing) is left: never the blocked peer
+      expect((await net.client(z).announce(t.peerId, announce())).parents.map(q => q.peerId.toString())).to.deep.equal([y.toString()])
+      expect((await net.client(x).announce(t.peerId, announce())).upstream).to.be.undefined('the blocked peer is no upstream')
     })
   })
 

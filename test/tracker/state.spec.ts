@@ -1,6 +1,5 @@
 import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
-import { DEFAULT_MAX_SOURCE_PEERS } from '../../src/scheduler/index.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS } from '../../src/tracker/constants.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
 import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
@@ -84,8 +83,9 @@ describe('tracker/state', () => {
   describe('parents', () => {
     const pieces = 16
 
+    // the ranking alone: pipeline off, so no upstream is listed first (see 'pipeline' below)
     function swarm (): TrackerState {
-      const state = new TrackerState()
+      const state = new TrackerState({ pipeline: false })
       ok(state.announce('seed', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, range(0, 16)) }), 0))
       ok(state.announce('half', announceOf(T, { have: haveOf(pieces, range(0, 8)) }), 0))
       ok(state.announce('few', announceOf(T, { have: haveOf(pieces, [1, 2]) }), 0))
@@ -106,7 +106,7 @@ describe('tracker/state', () => {
     })
 
     it('prefers free upload slots and the same zone at equal pieces', () => {
-      const state = new TrackerState()
+      const state = new TrackerState({ pipeline: false })
       ok(state.announce('busy', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, [0]), freeUploadSlots: 0 }), 0))
       ok(state.announce('free', announceOf(T, { have: haveOf(pieces, [0]), freeUploadSlots: 8 }), 0))
       ok(state.announce('near', announceOf(T, { have: haveOf(pieces, [0]), freeUploadSlots: 0, zone: 'rack-1' }), 0))
@@ -150,14 +150,115 @@ describe('tracker/state', () => {
     })
   })
 
+  describe('pipeline (upstream)', () => {
+    const pieces = 8
+
+    it('names no upstream for the first peer, and the peer registered just before for the others', () => {
+      const state = new TrackerState()
+      expect(state.pipeline).to.be.true()
+      expect(ok(state.announce('a', announceOf(T, { meta: metaOf(pieces) }), 0)).upstream).to.be.undefined()
+      const b = ok(state.announce('b', announceOf(T), 1))
+      expect(b.upstream).to.equal('a')
+      expect(b.parents.map(p => p.peerId)).to.deep.equal(['a'])
+      expect(ok(state.announce('c', announceOf(T), 2)).upstream).to.equal('b')
+      // registration order counts, not the last announce
+      expect(ok(state.announce('a', announceOf(T), 3)).upstream).to.be.undefined()
+      expect(ok(state.announce('c', announceOf(T), 4)).upstream).to.equal('b')
+      expect(ok(state.announce('b', announceOf(T), 5)).upstream).to.equal('a')
+    })
+
+    it('skips a peer that left or expired; one that comes back joins at the end', () => {
+      const state = new TrackerState({ peerTtlMs: 100 })
+      ok(state.announce('a', announceOf(T, { meta: metaOf(pieces) }), 0))
+      ok(state.announce('b', announceOf(T), 0))
+      ok(state.announce('c', announceOf(T), 0))
+      ok(state.announce('d', announceOf(T), 0))
+      expect(state.leave('c', T, 10)).to.be.true()
+      expect(ok(state.announce('d', announceOf(T), 10)).upstream).to.equal('b')
+
+      // b goes silent and expires
+      ok(state.announce('a', announceOf(T), 60))
+      ok(state.announce('d', announceOf(T), 60))
+      expect(state.expire(100).peersDropped).to.equal(1)
+      expect(state.hasPeer(T, 'b')).to.be.false()
+      expect(ok(state.announce('d', announceOf(T), 110)).upstream).to.equal('a')
+
+      // b and c come back, behind d
+      expect(ok(state.announce('b', announceOf(T), 120)).upstream).to.equal('d')
+      expect(ok(state.announce('c', announceOf(T), 121)).upstream).to.equal('b')
+    })
+
+    it('skips a blocked peer', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, [0]) }), 0))
+      ok(state.announce('b', announceOf(T, { have: haveOf(pieces, [1]) }), 0))
+      ok(state.announce('c', announceOf(T), 0))
+      ok(state.announce('d', announceOf(T), 0))
+      expect(ok(state.announce('c', announceOf(T), 1)).upstream).to.equal('b')
+      state.badPeer('c', T, 'b', 1, 2)
+      expect(state.badPeer('d', T, 'b', 1, 2).blocked).to.be.true()
+      const c = ok(state.announce('c', announceOf(T), 3))
+      expect(c.upstream).to.equal('a')
+      expect(c.parents.map(p => p.peerId)).to.deep.equal(['a'], 'the blocked peer is neither upstream nor parent')
+      // the blocked peer itself still gets an upstream
+      expect(ok(state.announce('b', announceOf(T, { have: haveOf(pieces, [1]) }), 3)).upstream).to.equal('a')
+    })
+
+    it('lists the upstream first, even holding nothing, within parentsPerAnswer', () => {
+      const state = new TrackerState({ parentsPerAnswer: 3 })
+      ok(state.announce('seed', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, range(0, pieces)) }), 0))
+      ok(state.announce('half', announceOf(T, { have: haveOf(pieces, range(0, 4)) }), 0))
+      ok(state.announce('few', announceOf(T, { have: haveOf(pieces, [5]) }), 0))
+      ok(state.announce('up', announceOf(T), 0))
+      const me = ok(state.announce('me', announceOf(T), 1))
+      expect(me.upstream).to.equal('up')
+      // the lowest ranked of the others (few) gives way to the upstream
+      expect(me.parents.map(p => p.peerId)).to.deep.equal(['up', 'seed', 'half'])
+      expect(me.parents[0].have).to.deep.equal(haveOf(pieces))
+
+      // an upstream that the ranking would list anyway is listed once, first
+      const late = ok(state.announce('late', announceOf(T, { have: haveOf(pieces, [7]) }), 2))
+      expect(late.upstream).to.equal('me')
+      ok(state.announce('me', announceOf(T, { have: haveOf(pieces, range(0, 7)) }), 3))
+      const again = ok(state.announce('late', announceOf(T, { have: haveOf(pieces, [7]) }), 4))
+      expect(again.parents.map(p => p.peerId)).to.deep.equal(['me', 'seed', 'half'])
+
+      // one slot: the upstream only
+      const one = new TrackerState({ parentsPerAnswer: 1 })
+      ok(one.announce('seed', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, range(0, pieces)) }), 0))
+      ok(one.announce('up', announceOf(T), 0))
+      expect(ok(one.announce('me', announceOf(T), 1)).parents.map(p => p.peerId)).to.deep.equal(['up'])
+    })
+
+    it('names no upstream with pipeline: false', () => {
+      const state = new TrackerState({ pipeline: false })
+      expect(state.pipeline).to.be.false()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(pieces) }), 0))
+      const b = ok(state.announce('b', announceOf(T), 1))
+      expect(b.upstream).to.be.undefined()
+      expect(b.parents).to.deep.equal([], 'a holds nothing: not a parent without the pipeline')
+    })
+
+    it('gives a complete requester no parents, its upstream notwithstanding', () => {
+      const state = new TrackerState()
+      ok(state.announce('a', announceOf(T, { meta: metaOf(pieces), have: haveOf(pieces, [0]) }), 0))
+      const seed = ok(state.announce('seed', announceOf(T, { have: haveOf(pieces, range(0, pieces)) }), 1))
+      expect(seed.upstream).to.equal('a')
+      expect(seed.parents).to.deep.equal([])
+    })
+  })
+
   describe('source grants', () => {
-    // 64 pieces; one peer more than there are source slots
+    // 64 pieces; one peer more than there are source slots (several, to
+    // test how they share: the default is one, the head of the pipeline)
     const pieces = 64
-    const peers = Array.from({ length: DEFAULT_MAX_SOURCE_PEERS + 1 }, (_, i) => `p${i + 1}`)
+    const sources = 4
+    const grantsInit = { maxSourcePeers: sources, stripePieces: 4 }
+    const peers = Array.from({ length: sources + 1 }, (_, i) => `p${i + 1}`)
     const beyond = peers[peers.length - 1]
 
     function granting (): TrackerState {
-      const state = new TrackerState()
+      const state = new TrackerState({ sourceGrants: grantsInit })
       let now = 0
       for (const p of peers) {
         ok(state.announce(p, announceOf(T, { meta: metaOf(pieces), wantGrant: true }), now++))
@@ -166,7 +267,7 @@ describe('tracker/state', () => {
     }
 
     it('grants every piece exactly once across the first peers', () => {
-      const state = new TrackerState()
+      const state = new TrackerState({ sourceGrants: grantsInit })
       const first = ok(state.announce('p1', announceOf(T, { meta: metaOf(pieces), wantGrant: true }), 0))
       // the first requester starts with the whole task
       expect(first.grant).to.deep.equal(range(0, pieces))
@@ -178,7 +279,7 @@ describe('tracker/state', () => {
       }
       // the source peers share the origin, the last is beyond the cap
       const byPeer = expectPartition(state, T, peers, pieces)
-      expect(peers.slice(0, DEFAULT_MAX_SOURCE_PEERS).every(p => (byPeer.get(p)?.length ?? 0) > 0)).to.be.true()
+      expect(peers.slice(0, sources).every(p => (byPeer.get(p)?.length ?? 0) > 0)).to.be.true()
       expect(byPeer.get(beyond)).to.deep.equal([])
       // an answer is the peer's whole current grant
       expect(ok(state.announce('p2', announceOf(T, { wantGrant: true }), now)).grant).to.deep.equal(state.grantsOf(T, 'p2'))
