@@ -90,26 +90,25 @@ export const DEFAULT_ENDGAME_THRESHOLD = 4
 export const DEFAULT_ENDGAME_MAX_REQUESTS_PER_PIECE = 2
 
 /**
- * Peers a tracker lets fetch a task from the origin at once. Each reads
- * about 1/8 of the pieces, so new pieces appear at 8 nodes at a time and no
- * single uplink holds most of what the others lack; the origin still sees a
- * handful of range readers rather than one per peer (Dragonfly caps
- * back-to-source peers per task for the same reason, at 200). 8 instead of 4
- * (with one-piece stripes): 8 nodes at 100 Mbit/s 10.35 / 9.67 s against
- * 12.0 / 10.9, 16 at 25 Mbit/s 39.8 / 40.9 against 40.4 / 41.6 (bench/fanout).
+ * Peers a tracker lets fetch a task from the origin at once. One: the head
+ * of the task's pipeline reads the origin in large ranges and every other
+ * peer gets the pieces down the pipeline, so each piece leaves the origin
+ * once and every link carries one flow (bench/fanout, 8 nodes at 25 Mbit/s:
+ * 26 s against ~37 s with 8 sources and peers pulling rarest-first). More
+ * sources spread the origin's load when the head is slower than the origin
+ * (Dragonfly caps back-to-source peers per task, at 200).
  */
-export const DEFAULT_MAX_SOURCE_PEERS = 8
+export const DEFAULT_MAX_SOURCE_PEERS = 1
 
 /**
  * Pieces per stripe in a source grant: the k-th source peer gets every k-th
- * stripe. One piece per stripe interleaves the sources, so the pieces leave
- * the origin in about ascending order and no source is left with a long run
- * at the end; each source then reads one piece per origin range and confirms
- * its grant with the tracker in between (the tracker says the width with each
- * grant). 16-piece stripes kept origin requests few, but made the pieces of a
- * stripe appear at one node only.
+ * stripe, reads a stripe as one origin range and confirms its grant with the
+ * tracker in between (the tracker says the width with each grant). 32 pieces
+ * (8 MiB of 256 KiB pieces) keep the origin busy across the confirmations;
+ * with several sources, narrower stripes make new pieces appear at more
+ * nodes at a time.
  */
-export const DEFAULT_SOURCE_STRIPE_PIECES = 1
+export const DEFAULT_SOURCE_STRIPE_PIECES = 32
 
 /**
  * A source grantee that reports no finished piece for this long loses its

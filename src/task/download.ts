@@ -5,7 +5,7 @@ import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipel
 import { DigestMismatchError } from '../storage/index.ts'
 import { PieceBufferPool } from '../transfer/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS, LEGACY_MAX_SOURCE_PEERS, LEGACY_SOURCE_STRIPE_PIECES } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS, DEFAULT_UPSTREAM_STALL_MS, DEFAULT_UPSTREAM_TARGET_MS, DEFAULT_UPSTREAM_WAIT_MS, LEGACY_MAX_SOURCE_PEERS, LEGACY_SOURCE_STRIPE_PIECES } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
@@ -115,6 +115,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private readonly picker = new PiecePicker()
   private readonly blocklist = new Blocklist()
   private readonly parents = new Map<string, ParentState>()
+  /** the pipeline predecessor the tracker named: pieces are streamed from it in index order */
+  private upstream?: string
+  /** when the upstream last delivered a piece, or was first asked while it had nothing outstanding */
+  private upstreamHeardAt = 0
   /** parents found as DHT providers (kept when a tracker answer does not list them) */
   private readonly providers = new Set<string>()
   /** pieces in flight: index → parents (or 'origin') */
@@ -580,8 +584,13 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (res.direct === true) {
       return
     }
+    if (res.upstream !== this.upstream) {
+      this.log('upstream %s', res.upstream ?? 'none')
+      this.upstream = res.upstream
+      this.upstreamHeardAt = Date.now()
+    }
     for (const [id, p] of this.parents) {
-      if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id)) {
+      if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id) && id !== this.upstream) {
         this.parents.delete(id)
       }
     }
@@ -781,6 +790,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       return false
     }
     const have = this.haveBitfield()
+    if (this.streamFromUpstream(now, have)) {
+      return true
+    }
     const usable = new Map<string, Bitfield>()
     const capacity = new Map<string, number>()
     for (const p of this.parents.values()) {
@@ -826,7 +838,48 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     return true
   }
 
-  private fetchFromParent (parent: ParentState, indexes: number[]): void {
+  /**
+   * Pipeline: keep a short window of requests on the upstream for the
+   * lowest missing pieces, asked ahead (it holds each until it has stored
+   * it, then sends it on). One flow per link and pieces forwarded as soon
+   * as they are stored: 8 nodes at 25 Mbit/s took 26 s against ~37 s with
+   * every peer pulling rarest-first from all. Only pieces whose digest we
+   * know are asked for, so every piece is still verified against the
+   * tracker's digest. Returns true while the upstream carries the download;
+   * false when there is none or it stalled, and the mesh takes over.
+   */
+  private streamFromUpstream (now: number, have: Bitfield): boolean {
+    const meta = this.meta!
+    const up = this.upstream == null ? undefined : this.parents.get(this.upstream)
+    if (up == null || up.restUntil > now || this.blocklist.isBlocked(up.peerId, now) || this.readers.size > 0) {
+      return false
+    }
+    if (up.inflight > 0 && now - this.upstreamHeardAt > DEFAULT_UPSTREAM_STALL_MS) {
+      // asked and silent: the pieces may be stuck further up the pipeline
+      return false
+    }
+    const depth = pipelineDepth(up.rate.bytesPerS, meta.pieceSize, { targetMs: DEFAULT_UPSTREAM_TARGET_MS })
+    // refill once half the window is free: each request stream then carries
+    // several pieces (a stream per piece cost a fifth more CPU at 100 Mbit/s)
+    if (up.inflight > 0 && depth - up.inflight < Math.ceil(depth / 2)) {
+      return true
+    }
+    const want: number[] = []
+    for (let i = 0; i < meta.pieceCount && up.inflight + want.length < depth; i++) {
+      if (!have.get(i) && !this.inflight.has(i) && !this.storing.has(i) && meta.pieceDigests[i] != null) {
+        want.push(i)
+      }
+    }
+    if (want.length > 0) {
+      if (up.inflight === 0) {
+        this.upstreamHeardAt = now
+      }
+      this.fetchFromParent(up, want, DEFAULT_UPSTREAM_WAIT_MS)
+    }
+    return true
+  }
+
+  private fetchFromParent (parent: ParentState, indexes: number[], waitMs = 0): void {
     const meta = this.meta!
     if (parent.inflight === 0) {
       parent.rate.busy(Date.now())
@@ -860,8 +913,12 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       rateLimit: this.request.rateLimit,
       expected: (i) => ({ length: pieceRange(i, meta.contentLength, meta.pieceSize).length, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') }),
       pool,
+      waitMs,
       onPiece: async (i, bytes) => {
         parent.rate.delivered(bytes.byteLength, Date.now())
+        if (parent.peerId === this.upstream) {
+          this.upstreamHeardAt = Date.now()
+        }
         if (this.storing.has(i) || this.ctx.store.has(meta.taskId, i)) {
           pool.release(bytes)
           return

@@ -50,22 +50,19 @@ class Swarm {
 
 describe('scheduler/source-grants', () => {
   it('has the documented defaults', () => {
-    expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(8)
-    expect(DEFAULT_SOURCE_STRIPE_PIECES).to.equal(1)
+    expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(1)
+    expect(DEFAULT_SOURCE_STRIPE_PIECES).to.equal(32)
     expect(DEFAULT_GRANT_TTL_MS).to.equal(5 * 60_000)
   })
 
-  it('with the defaults, interleaves single pieces over 8 source peers', () => {
-    const swarm = new Swarm(64, new SourceGrants())
-    // the first requester starts with everything, and gives up slots' pieces as they join
-    expect(swarm.request('p0')).to.deep.equal(range(0, 64))
+  it('with the defaults, gives the whole task to the first requester and nothing to the others', () => {
+    const swarm = new Swarm(256, new SourceGrants())
+    expect(swarm.request('p0')).to.deep.equal(range(0, 256))
     for (let k = 1; k < 8; k++) {
-      expect(swarm.request(`p${k}`)).to.deep.equal(range(0, 64).filter(i => i % 8 === k), `source peer ${k}`)
+      expect(swarm.request(`p${k}`)).to.deep.equal([], `peer ${k} reads nothing from the origin`)
     }
-    // p0 kept its current piece (0) and the pieces of its own slot
-    expect(swarm.request('p0')).to.deep.equal(range(0, 64).filter(i => i % 8 === 0))
-    expect(swarm.request('p8')).to.deep.equal([], 'a ninth peer reads nothing from the origin')
-    expect(swarm.grants.stripe).to.equal(1)
+    expect(swarm.request('p0')).to.deep.equal(range(0, 256))
+    expect(swarm.grants.stripe).to.equal(32)
   })
 
   it('says the stripe width it cuts grants in once the piece count is known', () => {

@@ -524,4 +524,65 @@ describe('Download', () => {
     // among its first requests, not in end-game
     expect(fastAsked.indexOf(slowBusy[0]), `piece ${slowBusy[0]}, answered BUSY by a-slow at the start`).to.be.within(0, 8)
   })
+
+  describe('pipeline (the upstream the tracker names)', () => {
+    /** parents 'up' (the upstream, holding nothing yet) and 'other' (holding everything) */
+    function pipelined (): { ctx: DownloadContext, taskId: string, data: Uint8Array, asked: Array<{ peer: string, indexes: number[], waitMs?: number }> } {
+      const data = randomBytes(COUNT * PIECE)
+      const { ctx, taskId } = harness(store, data)
+      const announce = ctx.tracker.announce.bind(ctx.tracker)
+      ctx.tracker = {
+        ...ctx.tracker,
+        announce: async (req, options) => {
+          const res = await announce(req, options)
+          if (res.status !== 'ok') {
+            return res
+          }
+          const other = res.parents[0]
+          return { ...res, upstream: 'up', parents: [{ ...other, peerId: 'up', have: new Bitfield(COUNT) }, { ...other, peerId: 'other' }] }
+        }
+      }
+      const asked: Array<{ peer: string, indexes: number[], waitMs?: number }> = []
+      const fetchPieces = ctx.fetchPieces
+      ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+        asked.push({ peer, indexes, waitMs: options.waitMs })
+        return fetchPieces(peer, addrs, id, indexes, options)
+      }
+      return { ctx, taskId, data, asked }
+    }
+
+    it('streams every piece from the upstream in index order, asked ahead, and leaves the other parents alone', async () => {
+      const { ctx, taskId, data, asked } = pipelined()
+      const download = new Download(ctx, { taskId })
+      await download.done
+      expect(await store.get(taskId, COUNT - 1)).to.deep.equal(data.subarray((COUNT - 1) * PIECE))
+      expect(asked.map(a => a.peer)).to.satisfy((peers: string[]) => peers.every(p => p === 'up'), 'only the upstream is asked')
+      expect(asked.flatMap(a => a.indexes)).to.deep.equal(Array.from({ length: COUNT }, (_, i) => i))
+      expect(asked.every(a => a.waitMs != null && a.waitMs > 0)).to.be.true()
+      // several pieces per request stream, not one each
+      expect(asked.length).to.be.below(COUNT / 2)
+    })
+
+    it('goes to the other parents when the upstream holds its requests and sends nothing', async function () {
+      this.timeout(30_000)
+      const { ctx, taskId, asked } = pipelined()
+      const fetchPieces = ctx.fetchPieces
+      ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+        if (peer !== 'up') {
+          return fetchPieces(peer, addrs, id, indexes, options)
+        }
+        asked.push({ peer, indexes, waitMs: options.waitMs })
+        // a stuck pipeline: the held requests run out as DONT_HAVE much later
+        await new Promise(resolve => setTimeout(resolve, 6_000))
+        return indexes.map((index): FetchResult => ({ index, status: 'dont-have' }))
+      }
+      const started = Date.now()
+      const download = new Download(ctx, { taskId })
+      await download.done
+      const fromOther = asked.filter(a => a.peer === 'other').flatMap(a => a.indexes)
+      expect(fromOther.length).to.be.at.least(COUNT - 8)
+      // it waited for the upstream a while first, but not for its held requests to run out
+      expect(Date.now() - started).to.be.within(2_500, 6_000)
+    })
+  })
 })

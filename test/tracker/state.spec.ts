@@ -1,5 +1,6 @@
 import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
+import { DEFAULT_MAX_SOURCE_PEERS } from '../../src/scheduler/index.ts'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS } from '../../src/tracker/constants.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
 import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
@@ -265,6 +266,15 @@ describe('tracker/state', () => {
       }
       return state
     }
+
+    it('with the defaults, grants the whole task to the first peer only', () => {
+      const state = new TrackerState()
+      expect(ok(state.announce('p1', announceOf(T, { meta: metaOf(pieces), wantGrant: true }), 0)).grant).to.deep.equal(range(0, pieces))
+      for (let k = 2; k <= DEFAULT_MAX_SOURCE_PEERS + 2; k++) {
+        expect(ok(state.announce(`p${k}`, announceOf(T, { wantGrant: true }), k)).grant).to.deep.equal([])
+      }
+      expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(1)
+    })
 
     it('grants every piece exactly once across the first peers', () => {
       const state = new TrackerState({ sourceGrants: grantsInit })
