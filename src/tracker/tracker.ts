@@ -58,12 +58,15 @@ export class TrackerService implements Tracker {
   /** long polls held now; at most half the request gate, so they never crowd out other requests */
   readonly #waiters: AnnounceWaiters
   readonly #metrics?: Record<TrackerCounter, Counter>
+  /** made once: a logger per stream cost a tty check and a debug instance each */
+  readonly #serverLog: Logger
   #shutdown?: AbortController
 
   constructor (components: TrackerComponents, init: TrackerInit) {
     this.#components = components
     this.#init = init
     this.#log = components.logger.forComponent('damselfly:tracker')
+    this.#serverLog = this.#log.newScope('server')
     this.#self = components.peerId.toString()
     this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${init.protocolVersion ?? PROTOCOL_VERSION}`
     this.#state = new TrackerState(init)
@@ -92,7 +95,7 @@ export class TrackerService implements Tracker {
         this.#metrics?.[counter].increment(n)
       },
       waiters: this.#waiters,
-      log: this.#log.newScope('server')
+      log: this.#serverLog
     }
 
     this.client = new TrackerClient(components, {
@@ -172,7 +175,7 @@ export class TrackerService implements Tracker {
         this.#rpc.count?.('requests')
         this.#rpc.count?.('refusals')
       },
-      log: this.#log.newScope('server')
+      log: this.#serverLog
     })
   }
 
