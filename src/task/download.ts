@@ -131,6 +131,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private readonly selfGrants = new Set<number>()
   private readonly sourceOf = new Map<number, string>()
   private readonly pendingReports = new Map<number, Uint8Array>()
+  /** pieces whose digest the tracker knows, held since the last announce was sent (reported only at the end) */
+  private readonly unannounced = new Map<number, Uint8Array>()
   /** pieces being written right now (end-game can deliver one twice) */
   private readonly storing = new Set<number>()
   private readonly writes = new Set<Promise<void>>()
@@ -284,6 +286,11 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       // also records the task's completion): wait for every run and write,
       // so each piece is counted and reported before the download ends
       await Promise.all([...this.writes, ...this.originRuns])
+      // what no announce carried yet goes in the last report
+      for (const [index, digest] of this.unannounced) {
+        this.pendingReports.set(index, digest)
+      }
+      this.unannounced.clear()
       await this.flushReports(true)
       await this.verifyDigest()
       this.setState('succeeded')
@@ -454,6 +461,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     try {
       const have = this.meta != null ? this.haveBitfield() : undefined
       const sentAt = Date.now()
+      // this announce's bitfield covers them
+      this.unannounced.clear()
       const res = await this.ctx.tracker.announce({
         taskId: this.request.taskId,
         url: this.request.url,
@@ -1041,8 +1050,15 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     const digest = this.ctx.store.getTask(this.request.taskId)?.pieceDigests[index]
     if (digest != null) {
       this.meta = this.ctx.store.getTask(this.request.taskId)
-      this.pendingReports.set(index, Buffer.from(digest, 'hex'))
-      this.scheduleReport()
+      if (this.trackerKnows[index] === true) {
+        // the tracker gave us this digest: the next announce's bitfield says
+        // we hold the piece. Reporting each such piece as well was most of
+        // the tracker's requests (16 nodes: ~4 of 5 per node and second).
+        this.unannounced.set(index, Buffer.from(digest, 'hex'))
+      } else {
+        this.pendingReports.set(index, Buffer.from(digest, 'hex'))
+        this.scheduleReport()
+      }
     }
     this.safeDispatchEvent('progress', { detail: this.progress() })
     this.wakeUp()

@@ -314,6 +314,12 @@ describe('Download', () => {
     h.ctx.tracker = {
       ...plain.tracker,
       announce: async (req, options) => {
+        // a piece whose digest the tracker already knows is told by the announce bitfield
+        for (let i = 0; i < COUNT; i++) {
+          if (req.have?.get(i) === true) {
+            reported.add(i)
+          }
+        }
         const res = await plain.tracker.announce(req, options)
         return { ...res, parents: [], intervalMs: 100, grant: missingFrom(req.have) }
       },
@@ -418,6 +424,11 @@ describe('Download', () => {
   it('has one report in flight at a time, batches what finishes meanwhile, and has reported every piece when done', async () => {
     const data = randomBytes(PIECE * COUNT)
     const { ctx, taskId } = harness(store, data)
+    // a tracker that does not know the digests yet (as of pieces fresh from
+    // the origin): every piece must be reported, not just announced
+    const announce = ctx.tracker.announce.bind(ctx.tracker)
+    ctx.tracker = { ...ctx.tracker, announce: async (req, options) => ({ ...(await announce(req, options)), digests: undefined }) }
+    await store.createTask({ taskId, contentLength: data.byteLength, pieceSize: PIECE, pieceDigests: Array.from({ length: COUNT }, (_, i) => createHash('sha256').update(data.subarray(i * PIECE, (i + 1) * PIECE)).digest('hex')) })
     const fetchPieces = ctx.fetchPieces
     ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
       // one piece every 10 ms: pieces keep finishing while a report is out
@@ -442,6 +453,37 @@ describe('Download', () => {
     expect(most).to.equal(1)
     expect(batches.flat().sort((a, b) => a - b)).to.deep.equal(Array.from({ length: COUNT }, (_, i) => i), 'each piece reported once, all before the download ended')
     expect(batches.length).to.be.within(2, 8)
+  })
+
+  it('does not report pieces whose digest the tracker gave it: the announces say it holds them', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const { ctx, taskId } = harness(store, data)
+    const fetchPieces = ctx.fetchPieces
+    ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+      await new Promise(resolve => setTimeout(resolve, 10 * indexes.length))
+      return fetchPieces(peer, addrs, id, indexes, options)
+    }
+    const told = new Map<number, number>()
+    const reported: number[] = []
+    const announce = ctx.tracker.announce.bind(ctx.tracker)
+    ctx.tracker = {
+      ...ctx.tracker,
+      announce: async (req, options) => {
+        for (let i = 0; i < COUNT; i++) {
+          if (req.have?.get(i) === true && !told.has(i)) {
+            told.set(i, 1)
+          }
+        }
+        return { ...(await announce(req, options)), intervalMs: 100 }
+      },
+      report: async (_tracker, _taskId, pieces) => { reported.push(...pieces.map(p => p.index)) }
+    }
+    await new Download(ctx, { taskId }).done
+    for (const i of reported) {
+      told.set(i, 1)
+    }
+    expect([...told.keys()].sort((a, b) => a - b)).to.deep.equal(Array.from({ length: COUNT }, (_, i) => i), 'every piece told once, by an announce or the last report')
+    expect(reported.length).to.be.below(COUNT / 2)
   })
 
   it('does not busy-loop while an announce is in flight', async () => {
