@@ -70,6 +70,12 @@ function harness (store: FsPieceStore, data: Uint8Array, parentHas = COUNT): { c
   return { ctx, requested, taskId }
 }
 
+/** Pass every announce answer of the harness tracker through `rewrite` */
+function rewriteAnswers (ctx: DownloadContext, rewrite: (res: AnnounceResult) => AnnounceResult): void {
+  const announce = ctx.tracker.announce.bind(ctx.tracker)
+  ctx.tracker = { ...ctx.tracker, announce: async (req, options) => rewrite(await announce(req, options)) }
+}
+
 /** What the tracker port throws when every tracker tried failed for `cause` */
 function noTrackerAnswered (cause: TrackerFailureCause): NoTrackerReachableError {
   return new NoTrackerReachableError('No tracker of the task answered', [{ peerId: 'tracker', cause, message: cause }])
@@ -524,15 +530,10 @@ describe('Download', () => {
   it('asks another parent for a piece as soon as one answers BUSY for it, not when that parent ends the whole request', async () => {
     const data = randomBytes(PIECE * COUNT)
     const { ctx, taskId } = harness(store, data)
-    const announce = ctx.tracker.announce.bind(ctx.tracker)
-    ctx.tracker = {
-      ...ctx.tracker,
-      announce: async (req, options) => {
-        const res = await announce(req, options)
-        const parent = res.parents[0]
-        return { ...res, parents: [{ ...parent, peerId: 'b-fast' }, { ...parent, peerId: 'a-slow', have: parent.have.clone() }] }
-      }
-    }
+    rewriteAnswers(ctx, (res) => {
+      const parent = res.parents[0]
+      return { ...res, parents: [{ ...parent, peerId: 'b-fast' }, { ...parent, peerId: 'a-slow', have: parent.have.clone() }] }
+    })
     // 'a-slow' (first on ties) answers the first index of each request
     // BUSY at once and ends the request only much later; 'b-fast' serves
     // everything. Before, a BUSY piece stayed "in flight" until its whole
@@ -572,18 +573,10 @@ describe('Download', () => {
     function pipelined (): { ctx: DownloadContext, taskId: string, data: Uint8Array, asked: Array<{ peer: string, indexes: number[], waitMs?: number }> } {
       const data = randomBytes(COUNT * PIECE)
       const { ctx, taskId } = harness(store, data)
-      const announce = ctx.tracker.announce.bind(ctx.tracker)
-      ctx.tracker = {
-        ...ctx.tracker,
-        announce: async (req, options) => {
-          const res = await announce(req, options)
-          if (res.status !== 'ok') {
-            return res
-          }
-          const other = res.parents[0]
-          return { ...res, upstream: 'up', parents: [{ ...other, peerId: 'up', have: new Bitfield(COUNT) }, { ...other, peerId: 'other' }] }
-        }
-      }
+      rewriteAnswers(ctx, (res) => {
+        const other = res.parents[0]
+        return { ...res, upstream: 'up', parents: [{ ...other, peerId: 'up', have: new Bitfield(COUNT) }, { ...other, peerId: 'other' }] }
+      })
       const asked: Array<{ peer: string, indexes: number[], waitMs?: number }> = []
       const fetchPieces = ctx.fetchPieces
       ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
