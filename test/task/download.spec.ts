@@ -167,21 +167,23 @@ describe('Download', () => {
     const { ctx, requested, taskId } = harness(store, data)
     const download = new Download(ctx, { taskId })
     const cursor = download.stream(0)
-    let moved = false
+    let movedAt = -1
     download.addEventListener('progress', (evt) => {
-      if (!moved && evt.detail.piecesDone >= 4) {
-        moved = true
+      if (movedAt === -1 && evt.detail.piecesDone >= 4) {
+        movedAt = requested.length
         cursor.advance(50)
       }
     })
     await download.done
     cursor.close()
 
-    const at = requested.indexOf(50)
-    // once the reader jumped, piece 50 and its neighbours were asked for before pieces in between
-    expect(at).to.be.greaterThan(0)
-    expect(at).to.be.lessThan(24)
-    expect(requested.slice(at, at + 4)).to.deep.equal([50, 51, 52, 53])
+    // once the reader jumped, piece 50 and its neighbours were the next asked
+    // for (those not asked for already: beyond the reader's window, pieces
+    // go rarest-first in random order, so one may have been picked before)
+    expect(movedAt).to.be.within(4, 24)
+    const next = [50, 51, 52, 53].filter(i => !requested.slice(0, movedAt).includes(i))
+    expect(next).to.not.be.empty()
+    expect(requested.slice(movedAt, movedAt + next.length)).to.deep.equal(next)
   })
 
   it('keeps to the parents, not the origin, while a tracker that answered before is silent', async () => {
