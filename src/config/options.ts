@@ -26,6 +26,7 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'heartbeat-interval', env: 'DAMSELFLY_HEARTBEAT_INTERVAL', key: 'swarm.heartbeatInterval', type: 'number', describe: 'Membership heartbeat interval in ms' },
   { flag: 'quic', env: 'DAMSELFLY_QUIC', key: 'quic', type: 'boolean', describe: 'Also listen on QUIC' },
   { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
+  { flag: 'pipeline', env: 'DAMSELFLY_PIPELINE', key: 'pipeline', type: 'boolean', describe: 'As tracker, have peers stream pieces along a pipeline (--no-pipeline: the mesh)' },
   { flag: 'control', env: 'DAMSELFLY_CONTROL', key: 'control.listen', type: 'string', describe: 'Control API HOST:PORT on loopback ("" to disable)' },
   { flag: 'upload-rate', env: 'DAMSELFLY_UPLOAD_RATE', key: 'transfer.uploadRate', type: 'string', describe: 'Upload limit in bytes/s (e.g. 50MiB; 0 = none)' },
   { flag: 'upload-slots', env: 'DAMSELFLY_UPLOAD_SLOTS', key: 'transfer.uploadSlots', type: 'number', describe: 'Pieces this node uploads at once, over all peers' },

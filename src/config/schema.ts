@@ -140,6 +140,8 @@ export const configSchema = z.strictObject({
   quic: z.boolean().default(false),
   /** Whether this node may hold the tracker role: auto (when dialable and not overloaded), always, never. Default: 'auto' */
   supernode: z.enum(['auto', 'always', 'never']).default('auto'),
+  /** As a task's tracker, order its peers in a pipeline (each streams from the one before it). Default: true */
+  pipeline: z.boolean().default(true),
   swarm: swarmSchema.default(swarmSchema.parse({})),
   control: controlSchema.default(controlSchema.parse({})),
   connections: connectionsSchema.default(connectionsSchema.parse({})),

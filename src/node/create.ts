@@ -160,6 +160,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
         maxRejoinInterval: config.swarm.maxRejoinInterval,
         dialTimeout: config.connections.dialTimeout,
         supernode: config.supernode,
+        pipeline: config.pipeline,
         dialDiscovered: config.swarm.mdns,
         uploadSlots: config.transfer.uploadSlots,
         uploadRate: config.transfer.uploadRate,

@@ -85,6 +85,14 @@ export interface DamselflyInit {
    */
   supernode?: SupernodeMode
   /**
+   * As a task's tracker, name each peer's upstream (the peer that joined
+   * before it) so the task's peers stream pieces along a pipeline; off, every
+   * peer pulls rarest-first from several parents (the mesh)
+   *
+   * @default true
+   */
+  pipeline?: boolean
+  /**
    * Dial peers found by any discovery mechanism (mDNS does not dial by itself)
    *
    * @default false
@@ -223,6 +231,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       maxRejoinInterval: init.maxRejoinInterval ?? 30_000,
       dialTimeout: init.dialTimeout ?? 10_000,
       supernode: init.supernode ?? 'auto',
+      pipeline: init.pipeline ?? true,
       dialDiscovered: init.dialDiscovered ?? false,
       uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
       uploadRate: init.uploadRate ?? 0,
@@ -264,7 +273,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     this.tracker = trackerServiceFor(components, {
       eligiblePeers: () => this.eligiblePeers(),
       protocolVersion: init.protocolVersions?.tracker,
-      localTask: (taskId) => this.localTask(taskId)
+      localTask: (taskId) => this.localTask(taskId),
+      pipeline: this.init.pipeline
     })
 
     const port = new TrackerPortAdapter({

@@ -10,8 +10,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 
 export type TrackerHandle = Tracker
 
-export function trackerServiceFor (components: TrackerComponents, init: { eligiblePeers(): string[], protocolVersion?: string, localTask?(taskId: string): LocalTask | undefined }): Tracker {
-  return tracker({ eligiblePeers: init.eligiblePeers, protocolVersion: init.protocolVersion, localTask: init.localTask })(components)
+export function trackerServiceFor (components: TrackerComponents, init: { eligiblePeers(): string[], protocolVersion?: string, localTask?(taskId: string): LocalTask | undefined, pipeline?: boolean }): Tracker {
+  return tracker({ eligiblePeers: init.eligiblePeers, protocolVersion: init.protocolVersion, localTask: init.localTask, pipeline: init.pipeline })(components)
 }
 
 export interface TrackerPortInit {

@@ -38,6 +38,15 @@ describe('config', () => {
     expect(c.dataDir).to.equal('/home/u/.damselfly')
     expect(c.swarm.name).to.equal('default')
     expect(c.supernode).to.equal('auto')
+    expect(c.pipeline).to.equal(true)
+  })
+
+  it('pipeline: off by file, env or flag', async () => {
+    const f = await file('pipeline: false\n')
+    expect((await loadConfig({ flags: { config: f }, cwd: dir })).pipeline).to.equal(false)
+    expect((await loadConfig({ env: { DAMSELFLY_PIPELINE: 'false' } })).pipeline).to.equal(false)
+    expect((await loadConfig({ flags: { pipeline: false } })).pipeline).to.equal(false)
+    expect((await rejects(loadConfig({ env: { DAMSELFLY_PIPELINE: 'sometimes' } }))).message).to.include('DAMSELFLY_PIPELINE')
   })
 
   it('precedence: flags > env > file > defaults', async () => {
