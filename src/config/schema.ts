@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_DIRECT_BLOB_MAX_BYTES } from '../proxy/constants.ts'
+import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 
 /**
@@ -141,7 +142,7 @@ export const configSchema = z.strictObject({
   /** Whether this node may hold the tracker role: auto (when dialable and not overloaded), always, never. Default: 'auto' */
   supernode: z.enum(['auto', 'always', 'never']).default('auto'),
   /** As a task's tracker, order its peers in a pipeline (each streams from the one before it). Default: true */
-  pipeline: z.boolean().default(true),
+  pipeline: z.boolean().default(DEFAULT_PIPELINE),
   swarm: swarmSchema.default(swarmSchema.parse({})),
   control: controlSchema.default(controlSchema.parse({})),
   connections: connectionsSchema.default(connectionsSchema.parse({})),

@@ -12,6 +12,7 @@ import { taskId as computeTaskId } from '../task/id.ts'
 import { importFile } from '../task/import.ts'
 import { pieceRange } from '../task/piece-size.ts'
 import { metaInfoOf } from '../task/tracker-port.ts'
+import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
@@ -231,7 +232,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       maxRejoinInterval: init.maxRejoinInterval ?? 30_000,
       dialTimeout: init.dialTimeout ?? 10_000,
       supernode: init.supernode ?? 'auto',
-      pipeline: init.pipeline ?? true,
+      pipeline: init.pipeline ?? DEFAULT_PIPELINE,
       dialDiscovered: init.dialDiscovered ?? false,
       uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
       uploadRate: init.uploadRate ?? 0,
