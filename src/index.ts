@@ -16,7 +16,7 @@
  */
 import './polyfill.ts'
 
-export { createDamselfly, damselfly, Damselfly, kadProtocol } from './node/index.ts'
+export { createDamselfly, damselfly, Damselfly, kadProtocol, coalescingTls } from './node/index.ts'
 export type { CreateDamselflyOptions, DamselflyNode, DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode, GetRequest } from './node/index.ts'
 export type { Download, DownloadProgress, DownloadState } from './task/download.ts'
 export type { ImportRequest } from './task/import.ts'
