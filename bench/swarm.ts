@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks'
 import { intFlag, listFlag, UsageError } from './lib/args.ts'
 import { print, printTable, progress, writeResults } from './lib/output.ts'
 import { cliPath, workerPath } from './lib/paths.ts'
-import { procStatusKiB, sleep } from './lib/proc.ts'
+import { procCpuSeconds, procStatusKiB, sleep } from './lib/proc.ts'
 import { fmt, fmtRange, summarize } from './lib/stats.ts'
 import type { Args } from './lib/args.ts'
 import type { Bench } from './lib/bench.ts'
@@ -28,6 +28,9 @@ const DEFAULT_HEARTBEAT_MS = 5000
 
 const LISTEN_LINE = /^listen\s+(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/m
 const CONTROL_LINE = /^control\s+http:\/\/(\S+)$/m
+
+/** After converging, wait this long before measuring the idle swarm's CPU (the last joins' identify and gossip grafts) */
+const IDLE_CPU_SETTLE_MS = 5000
 const STARTED_LINE = /daemon started in (\d+) ms/
 
 /** the environment of a child: ours without DAMSELFLY_* settings or DEBUG, so every daemon runs on its defaults and flags */
@@ -46,6 +49,8 @@ interface SwarmOptions {
   nodes: number
   heartbeats: number[]
   idleS: number
+  /** seconds over which the converged swarm's idle CPU is measured (0: not measured) */
+  idleCpuS: number
   convergeTimeoutS: number
   pollMs: number
   parts: string[]
@@ -104,6 +109,8 @@ interface ConvergeRun {
   /** each node's last status: peers, members, gossip mesh/topic peers, heartbeats published */
   last: StatusSample[]
   ok: boolean
+  /** cores all daemons used together while idle after converging (NaN when not converged or --idle-cpu 0) */
+  idleCores: number
 }
 
 async function convergeRun (res: Resources, o: SwarmOptions, heartbeatMs: number): Promise<ConvergeRun> {
@@ -156,6 +163,18 @@ async function convergeRun (res: Resources, o: SwarmOptions, heartbeatMs: number
       await sleep(o.pollMs)
     }
 
+    // the converged swarm at rest: heartbeats, gossip, pings - what every node pays all the time
+    let idleCores = NaN
+    if (convergedAt != null && o.idleCpuS > 0) {
+      await sleep(IDLE_CPU_SETTLE_MS)
+      const pids = daemons.map(d => d.w.proc.pid ?? 0)
+      const before = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+      const t = performance.now()
+      await sleep(o.idleCpuS * 1000)
+      const after = pids.map(pid => procCpuSeconds(pid) ?? NaN)
+      idleCores = after.reduce((sum, a, i) => sum + a - before[i], 0) / ((performance.now() - t) / 1000)
+    }
+
     const upAt = daemons.map(d => firstLine(d.w, CONTROL_LINE)?.at ?? NaN)
     const allUp = Math.max(...upAt)
     const allPeers = peersAt.every(p => p != null) ? Math.max(...(peersAt as number[])) : NaN
@@ -170,7 +189,8 @@ async function convergeRun (res: Resources, o: SwarmOptions, heartbeatMs: number
       convergedAfterUpMs: converged - allUp,
       members: last.map(s => s.members),
       last,
-      ok: convergedAt != null
+      ok: convergedAt != null,
+      idleCores
     }
   } finally {
     await Promise.allSettled(daemons.map(async d => {
@@ -289,6 +309,7 @@ async function run (args: Args, res: Resources): Promise<string> {
     nodes: intFlag(args, 'nodes', 16, 2),
     heartbeats: listFlag(args, 'heartbeats', [String(DEFAULT_HEARTBEAT_MS), '1000']).map(Number),
     idleS: intFlag(args, 'idle', 10, 0),
+    idleCpuS: intFlag(args, 'idle-cpu', 10, 0),
     convergeTimeoutS: intFlag(args, 'converge-timeout', 60),
     pollMs: intFlag(args, 'poll', 100, 10),
     parts: listFlag(args, 'parts', ['converge', 'rss', 'startup'])
@@ -341,16 +362,18 @@ async function run (args: Args, res: Resources): Promise<string> {
         fmtRange(s(c => c.convergedMs)),
         fmtRange(s(c => c.convergedMs / hb), 2, '×'),
         fmtRange(s(c => c.convergedAfterUpMs / hb), 2, '×'),
-        `${runs.filter(c => c.ok).length}/${runs.length}`
+        `${runs.filter(c => c.ok).length}/${runs.length}`,
+        fmtRange(summarize(runs.map(c => c.idleCores).filter(x => Number.isFinite(x))), 3)
       ]
     })
     printTable(`1. Convergence: ${o.nodes} daemons (1 bootstrap + ${o.nodes - 1} --bootstrap it), ms from spawning the bootstrap`,
-      ['heartbeat', 'bootstrap up', `all ${o.nodes} up`, 'all peers > 0', `all see ${o.nodes - 1} members`, 'converged ÷ heartbeat', '(from all up) ÷ heartbeat', 'converged'],
+      ['heartbeat', 'bootstrap up', `all ${o.nodes} up`, 'all peers > 0', `all see ${o.nodes - 1} members`, 'converged ÷ heartbeat', '(from all up) ÷ heartbeat', 'converged', `idle swarm (cores, all ${o.nodes})`],
       rows,
       [
         `"up" = the daemon printed its control line; the other ${o.nodes - 1} are spawned when the bootstrap's address is known.`,
         `members polled over GET /status every ${o.pollMs} ms; peers > 0 from the daemon's "peers N" line. A member is live while heard within 3 heartbeats.`,
         `All ${o.nodes} processes share this machine's cores: start-up CPU of ${o.nodes} daemons competes with the gossip.`,
+        `idle swarm = CPU of all ${o.nodes} daemons together over ${o.idleCpuS} s, ${IDLE_CPU_SETTLE_MS / 1000} s after converging (heartbeats, gossip, pings); a heartbeat of 600000 ms shows the swarm without membership gossip.`,
         ...o.heartbeats.flatMap(hb => {
           const bad = byHb[hb].find(c => !c.ok)
           return bad == null
@@ -422,6 +445,7 @@ export const swarmBench: Bench = {
     { name: 'nodes', describe: 'swarm: daemons in the convergence test (16)' },
     { name: 'heartbeats', describe: `swarm: heartbeat intervals to converge with, ms, comma-separated (${DEFAULT_HEARTBEAT_MS},1000)` },
     { name: 'idle', describe: 'swarm: seconds idle before reading RSS (10)' },
+    { name: 'idle-cpu', describe: 'swarm: seconds over which the converged swarm\'s idle CPU is measured, 0 = not measured (10)' },
     { name: 'converge-timeout', describe: 'swarm: seconds a convergence run may take before it counts as not converged; two such runs in a row skip the rest (60)' },
     { name: 'poll', describe: 'swarm: GET /status poll interval, ms (100)' },
     { name: 'parts', describe: 'swarm: which parts to run: converge,rss,startup (all)' }
