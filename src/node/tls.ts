@@ -5,8 +5,8 @@
  * on its own. yamux sends each data frame as two buffers (12-byte header, then
  * the payload), so every frame became two TLS records, two OpenSSL writes and
  * two trips through Node's JS stream socket down to TCP - and the small
- * messages that make up gossip, tracker calls and window updates paid that
- * per-record cost twice. Noise (libp2p-noise) already encrypts a message
+ * messages that make up gossip and tracker calls paid that per-record cost
+ * twice. Noise (libp2p-noise) already encrypts a message
  * whole. Here the secured connection joins a message's buffers before the
  * TLSSocket sees them (a copy only when there is more than one buffer).
  *
