@@ -6,9 +6,9 @@
  * the payload), so every frame became two TLS records, two OpenSSL writes and
  * two trips through Node's JS stream socket down to TCP - and the small
  * messages that make up gossip and tracker calls paid that per-record cost
- * twice. Noise (libp2p-noise) already encrypts a message
- * whole. Here the secured connection joins a message's buffers before the
- * TLSSocket sees them (a copy only when there is more than one buffer).
+ * twice. Noise (libp2p-noise) already encrypts a message whole. Here the
+ * secured connection joins a message's buffers before the TLSSocket sees them
+ * (a copy only when there is more than one buffer).
  *
  * Measured side by side in bench/fanout netns N=16 64 MiB @ 25 Mbit/s, where
  * 2 cores are the bottleneck (two pairs of runs): the daemons' CPU 121.5 ->
