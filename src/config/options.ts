@@ -23,7 +23,7 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'swarm', env: 'DAMSELFLY_SWARM', key: 'swarm.name', type: 'string', describe: 'Swarm name' },
   { flag: 'swarm-key', env: 'DAMSELFLY_SWARM_KEY', key: 'swarm.keyFile', type: 'string', describe: 'Pre-shared key file of a private swarm' },
   { flag: 'mdns', env: 'DAMSELFLY_MDNS', key: 'swarm.mdns', type: 'boolean', describe: 'Discover and dial peers on the LAN by mDNS' },
-  { flag: 'heartbeat-interval', env: 'DAMSELFLY_HEARTBEAT_INTERVAL', key: 'swarm.heartbeatInterval', type: 'number', describe: 'Membership heartbeat interval in ms' },
+  { flag: 'heartbeat-interval', env: 'DAMSELFLY_HEARTBEAT_INTERVAL', key: 'swarm.heartbeatInterval', type: 'number', describe: 'Membership heartbeat interval in ms (swarms of more than 8 nodes: longer, in proportion)' },
   { flag: 'quic', env: 'DAMSELFLY_QUIC', key: 'quic', type: 'boolean', describe: 'Also listen on QUIC' },
   { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
   { flag: 'pipeline', env: 'DAMSELFLY_PIPELINE', key: 'pipeline', type: 'boolean', describe: 'As tracker, have peers stream pieces along a pipeline (--no-pipeline: the mesh)' },

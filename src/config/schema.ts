@@ -69,7 +69,7 @@ export const swarmSchema = z.strictObject({
   bootstrap: z.array(multiaddrString).default([]),
   /** Find peers on the local network by multicast DNS and dial them. Default: false */
   mdns: z.boolean().default(false),
-  /** Interval of membership heartbeats, in ms. A member is live while heard within 3 intervals. Default: 5000 */
+  /** Interval of membership heartbeats, in ms, in a swarm of up to 8 nodes (beyond, it grows in proportion to the swarm). A member is live while heard within 3 of its intervals. Default: 5000 */
   heartbeatInterval: z.number().int().min(100).max(600_000).default(5000),
   /** Longest wait between two rounds of bootstrap dials while the node has no peer, in ms. Default: 30000 */
   maxRejoinInterval: z.number().int().min(100).max(3_600_000).default(30_000)

@@ -2,7 +2,7 @@ import { repeatingTask } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import { Heartbeat } from '../pb/members.ts'
-import { FORGET_HEARTBEATS, HEARTBEAT_DEBOUNCE_MS, LIVE_HEARTBEATS, SAME_RUN_TOLERANCE_MS, MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_PROTOCOLS, MAX_PROTOCOL_LENGTH } from './constants.ts'
+import { FORGET_HEARTBEATS, FULL_RATE_SWARM_SIZE, HEARTBEAT_DEBOUNCE_MS, LIVE_HEARTBEATS, MAX_HEARTBEAT_INTERVAL_MS, SAME_RUN_TOLERANCE_MS, MAX_ADDR_BYTES, MAX_HEARTBEAT_ADDRS, MAX_HEARTBEAT_BYTES, MAX_HEARTBEAT_PROTOCOLS, MAX_PROTOCOL_LENGTH } from './constants.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { ComponentLogger, Logger, PeerId } from '@libp2p/interface'
 import type { RepeatingTask } from '@libp2p/utils'
@@ -75,8 +75,10 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
   private readonly startedAt: number
   private readonly now: () => number
   private seq = 0n
-  private readonly publisher: RepeatingTask
   private readonly sweeper: RepeatingTask
+  private next?: ReturnType<typeof setTimeout>
+  /** The interval the last heartbeat announced: the next one is due within it */
+  private lastIntervalMs = 0
   private soon?: ReturnType<typeof setTimeout>
   private running = false
   private published = 0
@@ -89,7 +91,6 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     this.log = init.logger.forComponent('damselfly:swarm:membership')
     this.now = init.now ?? Date.now
     this.startedAt = this.now()
-    this.publisher = repeatingTask(async () => { await this.publish() }, init.intervalMs, { runImmediately: true })
     this.sweeper = repeatingTask(() => { this.sweep() }, Math.max(100, Math.floor(init.intervalMs / 2)))
   }
 
@@ -103,8 +104,8 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     ps.addEventListener('message', this.onMessage)
     ps.addEventListener('subscription-change', this.onSubscriptionChange)
     ps.subscribe(this.topic)
-    this.publisher.start()
     this.sweeper.start()
+    queueMicrotask(() => { void this.tick() })
   }
 
   stop (): void {
@@ -113,7 +114,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     }
     this.running = false
     clearTimeout(this.soon)
-    this.publisher.stop()
+    clearTimeout(this.next)
     this.sweeper.stop()
     const ps = this.init.pubsub
     ps.removeEventListener('message', this.onMessage)
@@ -183,6 +184,31 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
   }
 
   /**
+   * The interval this node heartbeats at now: the configured one, longer in a
+   * swarm of more than FULL_RATE_SWARM_SIZE nodes
+   */
+  intervalMs (): number {
+    return heartbeatInterval(this.init.intervalMs, this.liveCount() + 1)
+  }
+
+  /** Publish, then again one (current) interval later */
+  private async tick (): Promise<void> {
+    if (!this.running) {
+      return
+    }
+    try {
+      await this.publish()
+    } catch (err: any) {
+      this.log.error('could not build a heartbeat - %e', err)
+    } finally {
+      if (this.running) {
+        clearTimeout(this.next)
+        this.next = setTimeout(() => { void this.tick() }, this.lastIntervalMs > 0 ? this.lastIntervalMs : this.init.intervalMs)
+      }
+    }
+  }
+
+  /**
    * Publish a heartbeat now (it also runs every interval)
    */
   async publish (): Promise<void> {
@@ -199,10 +225,11 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
       capacity: self.capacity,
       protocols: self.protocols.slice(0, MAX_HEARTBEAT_PROTOCOLS).filter(p => p.length <= MAX_PROTOCOL_LENGTH),
       uptimeMs: BigInt(this.now() - this.startedAt),
-      intervalMs: this.init.intervalMs,
+      intervalMs: this.intervalMs(),
       seq: ++this.seq,
       tasks: self.tasks
     }
+    this.lastIntervalMs = hb.intervalMs
     try {
       await this.init.pubsub.publish(this.topic, Heartbeat.encode(hb))
       this.published++
@@ -230,7 +257,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     } catch {
       return undefined
     }
-    if (hb.swarm !== this.init.swarm || hb.version.length > 32 || hb.intervalMs < 100 || hb.intervalMs > 600_000) {
+    if (hb.swarm !== this.init.swarm || hb.version.length > 32 || hb.intervalMs < 100 || hb.intervalMs > MAX_HEARTBEAT_INTERVAL_MS) {
       return undefined
     }
     if (hb.addrs.some(a => a.byteLength > MAX_ADDR_BYTES) || hb.protocols.some(p => p.length > MAX_PROTOCOL_LENGTH)) {
@@ -304,6 +331,16 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
       }
     }
   }
+}
+
+/**
+ * The heartbeat interval for a swarm of `swarmSize` nodes (this one included):
+ * `baseMs` up to FULL_RATE_SWARM_SIZE nodes, then in proportion to the swarm,
+ * at most MAX_HEARTBEAT_INTERVAL_MS
+ */
+export function heartbeatInterval (baseMs: number, swarmSize: number): number {
+  const scaled = Math.round(baseMs * Math.max(1, swarmSize / FULL_RATE_SWARM_SIZE))
+  return Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(baseMs, scaled))
 }
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from 'aegir/chai'
-import { SAME_RUN_TOLERANCE_MS } from '../../src/swarm/constants.ts'
-import { supersedes } from '../../src/swarm/membership.ts'
+import { FULL_RATE_SWARM_SIZE, MAX_HEARTBEAT_INTERVAL_MS, SAME_RUN_TOLERANCE_MS } from '../../src/swarm/constants.ts'
+import { heartbeatInterval, supersedes } from '../../src/swarm/membership.ts'
 
 /** a heartbeat as its member sent it: seq, and ms since the member started */
 function hb (seq: number, uptimeMs: number, intervalMs = 5000): { seq: bigint, uptimeMs: bigint, intervalMs: number } {
@@ -43,5 +43,47 @@ describe('swarm/membership: which heartbeat of a member counts', () => {
   it('with heartbeat intervals longer than the tolerance, a run is matched within one interval', () => {
     const slow = { hb: hb(2, 60_000, 60_000), lastHeard: 1_060_000 }
     expect(supersedes(slow, hb(1, 100, 60_000), 1_000_100 + 30_000)).to.equal(false)
+  })
+})
+
+describe('swarm/membership: the heartbeat interval grows with the swarm', () => {
+  it('is the configured interval up to FULL_RATE_SWARM_SIZE nodes', () => {
+    for (let n = 1; n <= FULL_RATE_SWARM_SIZE; n++) {
+      expect(heartbeatInterval(5000, n)).to.equal(5000)
+      expect(heartbeatInterval(100, n)).to.equal(100)
+    }
+  })
+
+  it('grows in proportion beyond it: twice the nodes, twice the interval', () => {
+    expect(heartbeatInterval(5000, 2 * FULL_RATE_SWARM_SIZE)).to.equal(10_000)
+    expect(heartbeatInterval(5000, 10 * FULL_RATE_SWARM_SIZE)).to.equal(50_000)
+    expect(heartbeatInterval(1000, FULL_RATE_SWARM_SIZE + 1)).to.equal(Math.round(1000 * (FULL_RATE_SWARM_SIZE + 1) / FULL_RATE_SWARM_SIZE))
+  })
+
+  it('keeps the whole swarm at about FULL_RATE_SWARM_SIZE heartbeats per configured interval, until the cap', () => {
+    for (const base of [100, 1000, 5000, 30_000]) {
+      for (let n = FULL_RATE_SWARM_SIZE; n <= 2000; n += 7) {
+        const interval = heartbeatInterval(base, n)
+        if (interval < MAX_HEARTBEAT_INTERVAL_MS) {
+          const perBase = n * base / interval
+          expect(perBase).to.be.closeTo(FULL_RATE_SWARM_SIZE, 0.01 * FULL_RATE_SWARM_SIZE)
+        }
+      }
+    }
+  })
+
+  it('never falls below the configured interval, never rises above what receivers accept, and never shrinks as the swarm grows', () => {
+    const wrong: string[] = []
+    for (const base of [100, 777, 5000, 300_000, MAX_HEARTBEAT_INTERVAL_MS]) {
+      let prev = 0
+      for (let n = 1; n <= 5000; n++) {
+        const interval = heartbeatInterval(base, n)
+        if (interval < Math.min(base, MAX_HEARTBEAT_INTERVAL_MS) || interval > MAX_HEARTBEAT_INTERVAL_MS || interval < prev) {
+          wrong.push(`base ${base} ms, ${n} nodes: ${interval} ms after ${prev} ms`)
+        }
+        prev = interval
+      }
+    }
+    expect(wrong).to.deep.equal([])
   })
 })

@@ -2,7 +2,8 @@ import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { TestSwarm, dialAddr, waitFor } from '../utils/nodes.ts'
+import { heartbeatInterval } from '../../src/swarm/membership.ts'
+import { TEST_HEARTBEAT_MS, TestSwarm, dialAddr, waitFor } from '../utils/nodes.ts'
 import type { DamselflyNode } from '../../src/node/index.ts'
 
 async function swarmOf (t: TestSwarm, n: number): Promise<DamselflyNode[]> {
@@ -10,6 +11,11 @@ async function swarmOf (t: TestSwarm, n: number): Promise<DamselflyNode[]> {
   const bootAddr = dialAddr(boot)
   const rest = await Promise.all(Array.from({ length: n - 1 }, async () => t.start({ config: { swarm: { bootstrap: [bootAddr] } } })))
   return [boot, ...rest]
+}
+
+/** whether every node holds every member at heartbeat interval `ms` */
+function heartbeatsEvery (nodes: DamselflyNode[], ms: number): boolean {
+  return nodes.every(node => node.service.members().every(m => m.intervalMs === ms))
 }
 
 describe('swarm', function () {
@@ -21,8 +27,14 @@ describe('swarm', function () {
       const nodes = await swarmOf(t, n)
       await waitFor(() => nodes.every(node => node.status().peers > 0), 30_000, 'every node to have a peer')
       await waitFor(() => nodes.every(node => node.status().members === n - 1), 60_000, 'every node to see every other as a live member')
+      // beyond FULL_RATE_SWARM_SIZE nodes every member heartbeats less often, and says so
+      const interval = heartbeatInterval(TEST_HEARTBEAT_MS, n)
+      await waitFor(() => heartbeatsEvery(nodes, interval), 30_000, `every member to heartbeat every ${interval} ms`)
+      // the longer interval loses no one: still everyone, several intervals later
+      await new Promise(resolve => setTimeout(resolve, 4 * interval))
       for (const node of nodes) {
         const s = node.status()
+        expect(s.members).to.equal(n - 1)
         expect(s.peerId).to.equal(node.peerId.toString())
         expect(s.swarm).to.equal('default')
         expect(s.incompatible).to.deep.equal([])

@@ -6,6 +6,9 @@ import { createDamselfly } from '../../src/node/index.ts'
 import type { NodeConfigInput } from '../../src/config/index.ts'
 import type { CreateDamselflyOptions, DamselflyNode } from '../../src/node/index.ts'
 
+/** The membership heartbeat interval of test nodes, ms (short, so swarms converge quickly) */
+export const TEST_HEARTBEAT_MS = 500
+
 export interface TestNodeOptions extends Omit<CreateDamselflyOptions, 'config'> {
   config?: Partial<NodeConfigInput>
 }
@@ -30,7 +33,7 @@ export class TestSwarm {
       listen: ['/ip4/127.0.0.1/tcp/0'],
       ...options.config,
       dataDir,
-      swarm: { heartbeatInterval: 500, maxRejoinInterval: 2000, ...options.config?.swarm },
+      swarm: { heartbeatInterval: TEST_HEARTBEAT_MS, maxRejoinInterval: 2000, ...options.config?.swarm },
       connections: { inboundPerSecondPerHost: 1000, dialTimeout: 3000, ...options.config?.connections }
     }
     const node = await createDamselfly({ ...options, config })
