@@ -28,10 +28,10 @@ const DEFAULT_HEARTBEAT_MS = 5000
 
 const LISTEN_LINE = /^listen\s+(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)$/m
 const CONTROL_LINE = /^control\s+http:\/\/(\S+)$/m
+const STARTED_LINE = /daemon started in (\d+) ms/
 
 /** After converging, wait this long before measuring the idle swarm's CPU (the last joins' identify and gossip grafts) */
 const IDLE_CPU_SETTLE_MS = 5000
-const STARTED_LINE = /daemon started in (\d+) ms/
 
 /** the environment of a child: ours without DAMSELFLY_* settings or DEBUG, so every daemon runs on its defaults and flags */
 function childEnv (): NodeJS.ProcessEnv {

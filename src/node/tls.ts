@@ -36,21 +36,20 @@ interface TlsMessageStream {
 }
 
 /**
- * Make the secured connection write each message as one buffer. Returns
- * whether it could (false: the library's layout is not the one we know)
+ * Make the secured connection write each message as one buffer (left as it
+ * is when the library's layout is not the one we know)
  */
-export function coalesceWrites (secured: SecuredConnection<unknown>): boolean {
+function coalesceWrites (secured: SecuredConnection<unknown>): void {
   const conn = secured.connection as unknown as TlsMessageStream
   const socket = conn.socket
   if (typeof conn.sendData !== 'function' || socket == null || typeof socket.write !== 'function') {
-    return false
+    return
   }
   conn.sendData = (data: Uint8ArrayList): SendResult => {
     // one buffer is returned as it is; several are copied into one
     const buf = data.subarray()
     return { sentBytes: buf.byteLength, canSendMore: socket.write!(buf) }
   }
-  return true
 }
 
 /**
@@ -60,17 +59,13 @@ export function coalescingTls (): (components: TLSComponents) => ConnectionEncry
   const make = tls()
   return (components) => {
     const encrypter = make(components)
-    const inbound = encrypter.secureInbound.bind(encrypter)
-    const outbound = encrypter.secureOutbound.bind(encrypter)
-    encrypter.secureInbound = async (connection, options) => {
-      const secured = await inbound(connection, options)
-      coalesceWrites(secured)
-      return secured
-    }
-    encrypter.secureOutbound = async (connection, options) => {
-      const secured = await outbound(connection, options)
-      coalesceWrites(secured)
-      return secured
+    for (const side of ['secureInbound', 'secureOutbound'] as const) {
+      const secure = encrypter[side].bind(encrypter)
+      encrypter[side] = async (connection, options) => {
+        const secured = await secure(connection, options)
+        coalesceWrites(secured)
+        return secured
+      }
     }
     return encrypter
   }

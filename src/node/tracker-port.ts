@@ -5,13 +5,13 @@ import { tracker } from '../tracker/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
 import { DAMSELFLY_VERSION } from '../version.ts'
 import type { AnnounceRequest, AnnounceResult, TrackerPort } from '../task/tracker-port.ts'
-import type { AnnounceRequest as TrackerAnnounceRequest, AnnounceResponse as TrackerAnnounceResponse, LocalTask, Tracker, TrackerComponents } from '../tracker/index.ts'
+import type { AnnounceRequest as TrackerAnnounceRequest, AnnounceResponse as TrackerAnnounceResponse, Tracker, TrackerComponents, TrackerInit } from '../tracker/index.ts'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export type TrackerHandle = Tracker
 
-export function trackerServiceFor (components: TrackerComponents, init: { eligiblePeers(): string[], protocolVersion?: string, localTask?(taskId: string): LocalTask | undefined, pipeline?: boolean }): Tracker {
-  return tracker({ eligiblePeers: init.eligiblePeers, protocolVersion: init.protocolVersion, localTask: init.localTask, pipeline: init.pipeline })(components)
+export function trackerServiceFor (components: TrackerComponents, init: TrackerInit): Tracker {
+  return tracker(init)(components)
 }
 
 export interface TrackerPortInit {

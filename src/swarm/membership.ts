@@ -78,7 +78,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
   private readonly sweeper: RepeatingTask
   private next?: ReturnType<typeof setTimeout>
   /** The interval the last heartbeat announced: the next one is due within it */
-  private lastIntervalMs = 0
+  private lastIntervalMs: number
   private soon?: ReturnType<typeof setTimeout>
   private running = false
   private published = 0
@@ -91,6 +91,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     this.log = init.logger.forComponent('damselfly:swarm:membership')
     this.now = init.now ?? Date.now
     this.startedAt = this.now()
+    this.lastIntervalMs = init.intervalMs
     this.sweeper = repeatingTask(() => { this.sweep() }, Math.max(100, Math.floor(init.intervalMs / 2)))
   }
 
@@ -187,7 +188,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
    * The interval this node heartbeats at now: the configured one, longer in a
    * swarm of more than FULL_RATE_SWARM_SIZE nodes
    */
-  intervalMs (): number {
+  private intervalMs (): number {
     return heartbeatInterval(this.init.intervalMs, this.liveCount() + 1)
   }
 
@@ -203,7 +204,7 @@ export class Membership extends TypedEventEmitter<MembershipEvents> {
     } finally {
       if (this.running) {
         clearTimeout(this.next)
-        this.next = setTimeout(() => { void this.tick() }, this.lastIntervalMs > 0 ? this.lastIntervalMs : this.init.intervalMs)
+        this.next = setTimeout(() => { void this.tick() }, this.lastIntervalMs)
       }
     }
   }
