@@ -16,8 +16,8 @@
  */
 import './polyfill.ts'
 
-export { createDamselfly, damselfly, Damselfly, kadProtocol, coalescingTls } from './node/index.ts'
-export type { CreateDamselflyOptions, DamselflyNode, DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode, GetRequest } from './node/index.ts'
+export { createDamselfly, damselfly, Damselfly, kadProtocol, directTls } from './node/index.ts'
+export type { CreateDamselflyOptions, DamselflyNode, DamselflyInit, DamselflyComponents, DamselflyEvents, NodeStatus, SupernodeMode, GetRequest, DirectTlsStats } from './node/index.ts'
 export type { Download, DownloadProgress, DownloadState } from './task/download.ts'
 export type { ImportRequest } from './task/import.ts'
 export { loadConfig, parseConfig } from './config/index.ts'

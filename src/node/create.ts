@@ -17,7 +17,7 @@ import { damselfly, kadProtocol } from './damselfly.ts'
 import { gossipFastMsgId } from './gossip-id.ts'
 import { loadOrCreateIdentity, readSwarmKey } from './identity.ts'
 import { YAMUX_STREAM_OPTIONS } from './muxer.ts'
-import { coalescingTls } from './tls.ts'
+import { directTls } from './tls.ts'
 import type { Damselfly, DamselflyInit, NodeStatus } from './damselfly.ts'
 import type { NodeConfig, NodeConfigInput } from '../config/index.ts'
 import type { SwarmPeer } from '../swarm/index.ts'
@@ -107,7 +107,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
     // TLS first: it halves the receiver's CPU per byte and moved our pieces
     // faster in every bench run (bench/transfer); Noise stays for peers
     // that only speak it
-    connectionEncrypters: [coalescingTls(), noise()],
+    connectionEncrypters: [directTls(), noise()],
     streamMuxers: [yamux({ streamOptions: { ...YAMUX_STREAM_OPTIONS } })],
     connectionProtector: psk != null ? preSharedKey({ psk }) : undefined,
     connectionManager: {

@@ -1,27 +1,39 @@
 /**
- * The TLS connection encrypter, writing each message as one TLS record.
+ * The TLS connection encrypter: `@libp2p/tls`'s handshake, certificates and
+ * wire format, with two changes on the data path.
  *
- * `@libp2p/tls` 3.x hands every buffer of an outgoing message to its TLSSocket
- * on its own. yamux sends each data frame as two buffers (12-byte header, then
- * the payload), so every frame became two TLS records, two OpenSSL writes and
- * two trips through Node's JS stream socket down to TCP - and the small
- * messages that make up gossip and tracker calls paid that per-record cost
- * twice. Noise (libp2p-noise) already encrypts a message whole. Here the
- * secured connection joins a message's buffers before the TLSSocket sees them
- * (a copy only when there is more than one buffer).
+ * Over TCP, the TLSSocket is built on the TCP socket itself. `@libp2p/tls`
+ * 3.x always wraps the connection in a JS Duplex, which Node then wraps in a
+ * JSStreamSocket: every chunk of ciphertext crossed some ten JS layers each
+ * way (socket 'data', the connection's message event, the Duplex, the JS
+ * stream socket, and back again on writes). On the socket's own handle
+ * OpenSSL reads and writes the kernel socket from C++, and JS sees only
+ * plaintext. The bytes on the wire are the same, so peers running the library
+ * interoperate. Other connections (a private swarm's pre-shared key layer,
+ * in-memory pairs in tests) take the library's path. Side by side in
+ * bench/fanout netns N=16 64 MiB @ 25 Mbit/s (two pairs of runs): the daemons'
+ * CPU 105.2 -> 89.5 s and 106.4 -> 85.9 s, the last copy 55.1 -> 47.4 s and
+ * 55.3 -> 45.8 s.
  *
- * Measured side by side in bench/fanout netns N=16 64 MiB @ 25 Mbit/s, where
- * 2 cores are the bottleneck (two pairs of runs): the daemons' CPU 121.5 ->
- * 108.6 s and 103.5 -> 96.6 s, the last copy 63.7 -> 58.1 s and 54.2 -> 50.5 s.
- * At 100 Mbit/s with 8 nodes, where pieces move in large frames, no change.
+ * Each message is written as one TLS record. The library hands every buffer
+ * of a message to its TLSSocket on its own; yamux sends a data frame as two
+ * buffers (12-byte header, then the payload), so every frame became two
+ * records and two OpenSSL writes. Noise already encrypts a message whole.
+ * Measured in bench/fanout netns N=16 64 MiB @ 25 Mbit/s (two pairs of runs):
+ * the daemons' CPU 121.5 -> 108.6 s and 103.5 -> 96.6 s.
  *
- * The secured connection's `sendData` and `socket` are internals of
- * `@libp2p/tls`; when a release changes them the connection is left as the
- * library built it (the test in test/node/tls.spec.ts then fails, so an
- * upgrade cannot drop the fix unnoticed).
+ * The secured connection's `sendData` and `socket`, and the TCP connection's
+ * `socket`, are internals of `@libp2p/tls` and `@libp2p/tcp`; when a release
+ * changes them, connections take the library's path unchanged (the tests in
+ * test/node/tls.spec.ts then fail, so an upgrade cannot drop either change
+ * unnoticed).
  */
+import net from 'node:net'
+import { TLSSocket, connect } from 'node:tls'
+import { InvalidCryptoExchangeError, TimeoutError } from '@libp2p/interface'
 import { tls } from '@libp2p/tls'
-import type { ConnectionEncrypter, SecuredConnection } from '@libp2p/interface'
+import { generateCertificate, toMessageStream, verifyPeerCertificate } from '@libp2p/tls/utils'
+import type { ConnectionEncrypter, Logger, MultiaddrConnection, PeerId, SecureConnectionOptions, SecuredConnection, StreamMuxerFactory } from '@libp2p/interface'
 import type { TLSComponents } from '@libp2p/tls'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -33,6 +45,14 @@ interface SendResult {
 interface TlsMessageStream {
   socket?: { write?(buf: Uint8Array): boolean }
   sendData?(data: Uint8ArrayList): SendResult
+}
+
+/** How connections were secured since the encrypter was made */
+export interface DirectTlsStats {
+  /** TLS on the TCP socket's own handle */
+  onSocket: number
+  /** the library's path: TLS over a JS stream wrapped around the connection */
+  wrapped: number
 }
 
 /**
@@ -53,20 +73,131 @@ function coalesceWrites (secured: SecuredConnection<unknown>): void {
 }
 
 /**
- * tls() from `@libp2p/tls` whose connections write each message as one record
+ * The TCP socket under a connection, when TLS can take it over: an open
+ * socket with a kernel handle, of which nothing has been read ahead (bytes
+ * buffered above the socket would be lost to the TLSSocket). `_handle` is
+ * Node's own test for this (a socket without one gets a JS stream wrapper,
+ * which would read the socket a second time beside the connection).
  */
-export function coalescingTls (): (components: TLSComponents) => ConnectionEncrypter {
-  const make = tls()
-  return (components) => {
-    const encrypter = make(components)
-    for (const side of ['secureInbound', 'secureOutbound'] as const) {
-      const secure = encrypter[side].bind(encrypter)
-      encrypter[side] = async (connection, options) => {
-        const secured = await secure(connection, options)
-        coalesceWrites(secured)
-        return secured
+function tcpSocketOf (connection: MultiaddrConnection): net.Socket | undefined {
+  const socket = (connection as unknown as { socket?: unknown }).socket
+  if (!(socket instanceof net.Socket) || socket instanceof TLSSocket) {
+    return undefined
+  }
+  const handle = (socket as unknown as { _handle?: unknown })._handle
+  if (handle == null || socket.readyState !== 'open' || socket.readableLength > 0 || connection.readBufferLength > 0) {
+    return undefined
+  }
+  return socket
+}
+
+class DirectTls implements ConnectionEncrypter {
+  readonly protocol: string
+  readonly stats: DirectTlsStats = { onSocket: 0, wrapped: 0 }
+  readonly [Symbol.toStringTag] = 'damselfly-tls'
+  private readonly components: TLSComponents
+  private readonly library: ConnectionEncrypter
+  private readonly log: Logger
+
+  constructor (components: TLSComponents) {
+    this.components = components
+    this.library = tls()(components)
+    this.protocol = this.library.protocol
+    this.log = components.logger.forComponent('damselfly:tls')
+  }
+
+  async secureInbound (connection: MultiaddrConnection, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    return this.secure(connection, true, options)
+  }
+
+  async secureOutbound (connection: MultiaddrConnection, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    return this.secure(connection, false, options)
+  }
+
+  private async secure (connection: MultiaddrConnection, isServer: boolean, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    const socket = tcpSocketOf(connection)
+    let secured: SecuredConnection
+    if (socket == null) {
+      secured = isServer ? await this.library.secureInbound(connection, options) : await this.library.secureOutbound(connection, options)
+      this.stats.wrapped++
+    } else {
+      secured = await this.secureSocket(connection, socket, isServer, options)
+      this.stats.onSocket++
+    }
+    coalesceWrites(secured)
+    return secured
+  }
+
+  /** The library's handshake (TLS 1.3, libp2p certificates, muxer by ALPN) on the socket's own handle */
+  private async secureSocket (connection: MultiaddrConnection, raw: net.Socket, isServer: boolean, options?: SecureConnectionOptions): Promise<SecuredConnection> {
+    const log = connection.log?.newScope('tls') ?? this.log
+    const muxers = this.components.upgrader.getStreamMuxers()
+    let streamMuxer: StreamMuxerFactory | undefined
+    const opts = {
+      ...await generateCertificate(this.components.privateKey, options),
+      isServer,
+      minVersion: 'TLSv1.3' as const,
+      maxVersion: 'TLSv1.3' as const,
+      // libp2p certificates are self-signed: verifyPeerCertificate checks them
+      rejectUnauthorized: false,
+      ALPNProtocols: [...(options?.skipStreamMuxerNegotiation === true ? [] : muxers.keys()), 'libp2p'],
+      ALPNCallback: ({ protocols }: { protocols: string[] }): string | undefined => {
+        let chosen: string | undefined
+        for (const protocol of protocols) {
+          if (protocol === 'libp2p') {
+            chosen = 'libp2p'
+          }
+          const muxer = options?.skipStreamMuxerNegotiation === true ? undefined : muxers.get(protocol)
+          if (muxer != null) {
+            streamMuxer = muxer
+            return protocol
+          }
+        }
+        return chosen
       }
     }
-    return encrypter
+
+    // the raw socket's inactivity timer stays: Node refreshes it from the
+    // TLSSocket's reads and writes (net.Socket._unrefTimer walks to _parent)
+    const socket = isServer ? new TLSSocket(raw, { ...opts, requestCert: true }) : connect({ socket: raw, ...opts })
+
+    return new Promise<SecuredConnection>((resolve, reject) => {
+      let settled = false
+      const onAbort = (): void => { fail(new TimeoutError('the TLS handshake took too long')) }
+      const fail = (err: Error): void => {
+        options?.signal?.removeEventListener('abort', onAbort)
+        log.error('%s TLS connection failed%s - %e', connection.direction, settled ? '' : ' in the handshake', err)
+        socket.destroy()
+        connection.abort(err)
+        settled = true
+        reject(err)
+      }
+      options?.signal?.addEventListener('abort', onAbort, { once: true })
+      socket.on('error', fail)
+      socket.once('secure', () => {
+        options?.signal?.removeEventListener('abort', onAbort)
+        verifyPeerCertificate(socket.getPeerCertificate().raw, options?.remotePeer, log)
+          .then((remotePeer: PeerId) => {
+            if (!isServer && typeof socket.alpnProtocol === 'string' && socket.alpnProtocol !== 'libp2p' && options?.skipStreamMuxerNegotiation !== true) {
+              streamMuxer = muxers.get(socket.alpnProtocol)
+              if (streamMuxer == null) {
+                throw new InvalidCryptoExchangeError(`the remote chose muxer ${socket.alpnProtocol}, which this node does not have`)
+              }
+            }
+            log('remote certificate ok, remote peer %p, TLS on the TCP socket', remotePeer)
+            settled = true
+            resolve({ remotePeer, connection: toMessageStream(connection, socket), streamMuxer })
+          })
+          .catch(fail)
+      })
+    })
   }
+}
+
+/**
+ * TLS for libp2p nodes: interoperates with `@libp2p/tls`; over TCP it runs on
+ * the socket itself, and it writes each message as one record
+ */
+export function directTls (): (components: TLSComponents) => ConnectionEncrypter & { stats: DirectTlsStats } {
+  return (components) => new DirectTls(components)
 }

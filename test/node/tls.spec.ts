@@ -1,12 +1,19 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { defaultLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { generateKey, preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import { expect } from 'aegir/chai'
+import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { coalescingTls } from '../../src/node/tls.ts'
-import type { ConnectionEncrypter, MessageStream, PeerId, SecuredConnection, Upgrader } from '@libp2p/interface'
+import { directTls } from '../../src/node/tls.ts'
+import { waitFor } from '../utils/nodes.ts'
+import type { DirectTlsStats } from '../../src/node/tls.ts'
+import type { ConnectionEncrypter, Libp2p, MessageStream, PeerId, SecuredConnection, Stream, Upgrader } from '@libp2p/interface'
 import type { TLSComponents } from '@libp2p/tls'
 
 type Make = () => (components: TLSComponents) => ConnectionEncrypter
@@ -100,7 +107,7 @@ describe('node/tls', () => {
   }
 
   it('writes a message of several buffers as one TLS record', async () => {
-    expect(await recordsForOneFrame(coalescingTls, 1)).to.equal(1)
+    expect(await recordsForOneFrame(directTls, 1)).to.equal(1)
   })
 
   it('is needed: the library alone writes one record per buffer', async () => {
@@ -108,7 +115,7 @@ describe('node/tls', () => {
   })
 
   it('keeps large messages and their order intact in both directions', async () => {
-    const p = await securedPair(coalescingTls)
+    const p = await securedPair(directTls)
     try {
       const sent = [frame(1 << 20, 3), frame(10, 4), frame(300_000, 5)]
       const total = sent.reduce((n, m) => n + m.byteLength, 0)
@@ -124,5 +131,132 @@ describe('node/tls', () => {
     } finally {
       await p.close()
     }
+  })
+
+  it('takes the library\'s path over a connection that is not a TCP socket', async () => {
+    let stats: DirectTlsStats | undefined
+    const make: Make = () => (components) => {
+      const e = directTls()(components)
+      stats ??= e.stats
+      return e
+    }
+    expect(await recordsForOneFrame(make, 6)).to.equal(1)
+    expect(stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
+  })
+
+  describe('over TCP', function () {
+    this.timeout(60_000)
+    const ECHO = '/damselfly-test/echo/1.0.0'
+    const nodes: Libp2p[] = []
+
+    /** A libp2p node on 127.0.0.1 with one encrypter; `stats` when it is ours */
+    async function node (encrypter: 'direct' | 'library', inactivityMs?: number, psk?: Uint8Array): Promise<{ node: Libp2p, stats?: DirectTlsStats }> {
+      let stats: DirectTlsStats | undefined
+      const n = await createLibp2p({
+        connectionProtector: psk == null ? undefined : preSharedKey({ psk }),
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp({ inboundSocketInactivityTimeout: inactivityMs, outboundSocketInactivityTimeout: inactivityMs })],
+        connectionEncrypters: [encrypter === 'direct'
+          ? (components: TLSComponents) => {
+              const e = directTls()(components)
+              stats = e.stats
+              return e
+            }
+          : tls()],
+        streamMuxers: [yamux()]
+      })
+      await n.handle(ECHO, (stream: Stream) => {
+        stream.addEventListener('message', (evt) => { stream.send(evt.data) })
+        stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
+      })
+      nodes.push(n)
+      return { node: n, stats }
+    }
+
+    /** Send `bytes` random bytes through an echo stream; the sha256 both ways */
+    async function echo (from: Libp2p, to: Libp2p, bytes: number, chunk = 64 * 1024, pauseMs = 0): Promise<{ sent: string, back: string }> {
+      const stream = await from.dialProtocol(to.getMultiaddrs()[0], ECHO)
+      const data = randomBytes(bytes)
+      const back = createHash('sha256')
+      let got = 0
+      const done = new Promise<void>((resolve, reject) => {
+        stream.addEventListener('message', (evt) => {
+          const buf = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+          back.update(buf)
+          got += buf.byteLength
+          if (got >= bytes) {
+            resolve()
+          }
+        })
+        stream.addEventListener('close', (evt) => { if (got < bytes) { reject(evt.error ?? new Error(`stream closed after ${got} of ${bytes} bytes`)) } })
+      })
+      for (let at = 0; at < bytes; at += chunk) {
+        if (!stream.send(data.subarray(at, at + chunk))) {
+          await stream.onDrain()
+        }
+        if (pauseMs > 0) {
+          await new Promise(resolve => setTimeout(resolve, pauseMs))
+        }
+      }
+      await done
+      await stream.close()
+      return { sent: createHash('sha256').update(data).digest('hex'), back: back.digest('hex') }
+    }
+
+    afterEach(async () => {
+      await Promise.all(nodes.splice(0).map(async n => n.stop()))
+    })
+
+    it('runs TLS on the TCP socket and moves data intact both ways', async () => {
+      const a = await node('direct')
+      const b = await node('direct')
+      const ab = await echo(a.node, b.node, 8 << 20)
+      expect(ab.back).to.equal(ab.sent)
+      const ba = await echo(b.node, a.node, 3 << 20, 1000)
+      expect(ba.back).to.equal(ba.sent)
+      expect(a.stats).to.deep.equal({ onSocket: 1, wrapped: 0 })
+      expect(b.stats).to.deep.equal({ onSocket: 1, wrapped: 0 })
+    })
+
+    it('speaks to the library\'s TLS as client and as server', async () => {
+      const ours = await node('direct')
+      const theirs = await node('library')
+      const out = await echo(ours.node, theirs.node, 2 << 20)
+      expect(out.back).to.equal(out.sent)
+      await ours.node.hangUp(theirs.node.peerId)
+      await waitFor(() => theirs.node.getConnections().length === 0, 10_000, 'the library\'s end to close')
+      const back = await echo(theirs.node, ours.node, 2 << 20)
+      expect(back.back).to.equal(back.sent)
+      expect(ours.stats).to.deep.equal({ onSocket: 2, wrapped: 0 })
+    })
+
+    it('stays under a private swarm\'s pre-shared key layer (the library\'s path)', async () => {
+      const psk = new Uint8Array(95)
+      generateKey(psk)
+      const a = await node('direct', undefined, psk)
+      const b = await node('direct', undefined, psk)
+      const ab = await echo(a.node, b.node, 2 << 20)
+      expect(ab.back).to.equal(ab.sent)
+      expect(a.stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
+      expect(b.stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
+    })
+
+    it('keeps a busy connection past the inactivity timeout and closes an idle one', async () => {
+      // 600 ms of inactivity closes a socket; the echo keeps bytes flowing for ~2.5 s
+      const a = await node('direct', 600)
+      const b = await node('direct', 600)
+      const busy = await echo(a.node, b.node, 50 * 4096, 4096, 50)
+      expect(busy.back).to.equal(busy.sent)
+      expect(a.node.getConnections(b.node.peerId)).to.have.length(1)
+      await waitFor(() => a.node.getConnections(b.node.peerId).length === 0, 10_000, 'the idle connection to close')
+    })
+
+    it('closes both ends when one node hangs up', async () => {
+      const a = await node('direct')
+      const b = await node('direct')
+      await echo(a.node, b.node, 1 << 20)
+      await a.node.hangUp(b.node.peerId)
+      await waitFor(() => b.node.getConnections(a.node.peerId).length === 0, 10_000, 'the remote end to close')
+    })
   })
 })
