@@ -44,6 +44,8 @@ export interface DownloadProgress {
   /** bytes of this download that came from the origin */
   fromOrigin: number
   parents: number
+  /** the peer this download streams from in its tracker's pipeline, while it has one */
+  upstream?: string
   tracker?: string
   /** why no tracker answered the last announce, when none did */
   trackerError?: string
@@ -254,6 +256,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       fromPeers: this.fromPeers,
       fromOrigin: this.fromOrigin,
       parents: this.parents.size,
+      upstream: this.upstream,
       tracker: this.tracker,
       trackerError: this.noTracker ? this.trackerError : undefined,
       startedAt: this.startedAt,

@@ -58,6 +58,21 @@ function holdersOf (nodes: DamselflyNode[], taskId: string): string[] {
     .sort()
 }
 
+/**
+ * Every upstream the downloads report while they run (the pipeline's links)
+ */
+function upstreamsSeen (downloads: Download[]): Set<string> {
+  const seen = new Set<string>()
+  for (const d of downloads) {
+    d.addEventListener('progress', (evt) => {
+      if (evt.detail.upstream != null) {
+        seen.add(evt.detail.upstream)
+      }
+    })
+  }
+  return seen
+}
+
 describe('e2e: 8 in-process nodes and an HTTP origin', function () {
   this.timeout(180_000)
 
@@ -76,20 +91,21 @@ describe('e2e: 8 in-process nodes and an HTTP origin', function () {
     await swarm.stopAll()
   })
 
-  async function fetchAll (size: number, name: string): Promise<{ hex: string, origin: DemoOrigin, downloads: Download[], taskId: string }> {
+  async function fetchAll (size: number, name: string): Promise<{ hex: string, origin: DemoOrigin, downloads: Download[], taskId: string, upstreams: Set<string> }> {
     const file = path.join(dir, name)
     const hex = await writeRandomFile(file, size)
     const origin = await startOrigin(file, { name })
     origins.push(origin)
     const downloads = nodes.map(node => node.service.get({ url: origin.url }))
+    const upstreams = upstreamsSeen(downloads)
     await Promise.all(downloads.map(async d => d.done))
-    return { hex, origin, downloads, taskId: downloads[0].request.taskId }
+    return { hex, origin, downloads, taskId: downloads[0].request.taskId, upstreams }
   }
 
   it('8 nodes fetch one 64 MiB file: every copy is correct, origin egress ≤ 1.1 × size, ≥ 80 % of bytes from peers', async () => {
     const size = 64 * MiB
     const started = Date.now()
-    const { hex, origin, downloads, taskId } = await fetchAll(size, 'egress.bin')
+    const { hex, origin, downloads, taskId, upstreams } = await fetchAll(size, 'egress.bin')
     const seconds = (Date.now() - started) / 1000
     const progress = downloads.map(d => d.progress())
     const fromPeers = progress.reduce((n, p) => n + p.fromPeers, 0)
@@ -103,6 +119,8 @@ describe('e2e: 8 in-process nodes and an HTTP origin', function () {
     expect(egress).to.be.at.least(size)
     expect(egress).to.be.at.most(1.1 * size)
     expect(fromPeers / (fromPeers + fromOrigin)).to.be.at.least(0.8)
+    // the pipeline is on by default: all but its head stream from an upstream
+    expect(upstreams.size, 'distinct upstreams named').to.be.at.least(4)
   })
 
   it('only the elected nodes track the task, and every download uses the first elected tracker', async () => {
@@ -134,6 +152,41 @@ describe('e2e: 8 in-process nodes and an HTTP origin', function () {
     // announces are refreshed every second: give the second tracker a few
     await until(() => holdersOf(nodes, taskId).length === 2, 10_000, 'both elected trackers to hold the task').catch(() => {})
     expect(holdersOf(nodes, taskId)).to.deep.equal([...elected].sort())
+  })
+})
+
+describe('e2e: the pipeline off (--no-pipeline): the mesh', function () {
+  this.timeout(180_000)
+
+  const swarm = new TestSwarm()
+  let origin: DemoOrigin | undefined
+
+  after(async () => {
+    await origin?.close()
+    await swarm.stopAll()
+  })
+
+  it('5 nodes fetch one 24 MiB file: every copy is correct, origin egress ≤ 1.1 × size, ≥ 60 % of bytes from peers', async () => {
+    const nodes = await startNodes(swarm, 5, { pipeline: false })
+    const dir = await swarm.tempDir('damselfly-e2e-mesh-')
+    const size = 24 * MiB
+    const file = path.join(dir, 'mesh.bin')
+    const hex = await writeRandomFile(file, size)
+    origin = await startOrigin(file, { name: 'mesh.bin' })
+    const downloads = nodes.map(node => node.service.get({ url: origin!.url }))
+    const upstreams = upstreamsSeen(downloads)
+    await Promise.all(downloads.map(async d => d.done))
+    const taskId = downloads[0].request.taskId
+    const progress = downloads.map(d => d.progress())
+    const fromPeers = progress.reduce((n, p) => n + p.fromPeers, 0)
+    const fromOrigin = progress.reduce((n, p) => n + p.fromOrigin, 0)
+
+    expect(progress.every(p => p.state === 'succeeded')).to.equal(true)
+    await expectCopies(nodes, taskId, dir, hex)
+    expect(origin.bytesSent()).to.be.at.most(1.1 * size)
+    // 4 of 5 copies could come from peers (80 %); the mesh gets most of that
+    expect(fromPeers / (fromPeers + fromOrigin)).to.be.at.least(0.6)
+    expect(upstreams, 'no download was given an upstream').to.deep.equal(new Set())
   })
 })
 
