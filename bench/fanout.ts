@@ -74,6 +74,8 @@ interface Options {
   timeoutS?: number
   /** loopback: serve the file from origin-worker.ts (logs every request) instead of src/cli/demo/origin.ts */
   workerOrigin: boolean
+  /** --slow-peer: Mbit/s of one peer in the middle (netns) */
+  slowPeerMbit?: number
   /** before each measurement, wait up to this many seconds for other processes to use < IDLE_MAX_CORES */
   waitIdleS: number
 }
@@ -154,7 +156,8 @@ function options (args: Args): Options {
     nodeOptions: stringFlag(args, 'daemon-node-options', ''),
     timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600),
     waitIdleS: intFlag(args, 'wait-idle', 0, 0),
-    workerOrigin: boolFlag(args, 'log-origin')
+    workerOrigin: boolFlag(args, 'log-origin'),
+    slowPeerMbit: args.flags.has('slow-peer') ? intFlag(args, 'slow-peer', 8, 1) : undefined
   }
 }
 
@@ -286,7 +289,12 @@ async function runScenario (s: Scenario, tag: number, file: string, sha256: stri
   let netns: NetnsCluster | undefined
   try {
     if (s.mode === 'netns') {
-      netns = await NetnsCluster.start(file, s.nodes, s.rateMbit!, tag, resources, guard)
+      // the slow peer is one in the middle: never peer 1, whose link checkCap measures
+      const slow = o.slowPeerMbit == null ? undefined : { peer: Math.floor(s.nodes / 2), rateMbit: o.slowPeerMbit }
+      if (slow != null) {
+        progress(`${s.id}: peer ${slow.peer + 1}'s link is capped at ${slow.rateMbit} Mbit/s each way (--slow-peer)`)
+      }
+      netns = await NetnsCluster.start(file, s.nodes, s.rateMbit!, tag, resources, guard, slow)
       cluster = netns
       result.capCheck = await checkCap(s, result.boundS!, netns, sha256)
     } else {
@@ -495,6 +503,7 @@ export const fanoutBench: Bench = {
     { name: 'netns-runs', describe: 'fanout: runs per netns scenario (1)' },
     { name: 'plain-runs', describe: 'fanout: plain-HTTP baselines per scenario (loopback: every run; netns: 1); 0 skips them' },
     { name: 'sample-ms', describe: 'fanout: progress sample interval, ms (500)' },
+    { name: 'slow-peer', describe: 'fanout: netns caps one peer in the middle (N/2 + 1) at this many Mbit/s each way: how a slow peer affects the others (off)' },
     { name: 'heartbeat-ms', describe: 'fanout: the daemons\' membership heartbeat interval, ms (the daemon\'s default, 5000: at 1000 an idle swarm of 16 uses about one of two cores)' },
     { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
     { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },

@@ -140,9 +140,13 @@ export class NetnsLab {
    */
   private readonly sysctls: string[]
 
-  constructor (peers: number, rateMbit: number, tag: number, sysctls: string[] = (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== '')) {
+  /** one peer (index into `peers`) capped at a lower rate, both ways */
+  public readonly slow?: { peer: number, rateMbit: number }
+
+  constructor (peers: number, rateMbit: number, tag: number, sysctls: string[] = (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== ''), slow?: { peer: number, rateMbit: number }) {
     const pid = process.pid
     this.rateMbit = rateMbit
+    this.slow = slow
     this.sysctls = sysctls
     this.bridge = `df${pid}br`
     const host = (i: number, name: string, ip: number): LabHost => ({
@@ -171,6 +175,7 @@ export class NetnsLab {
       run('ip', ['link', 'set', this.bridge, 'up'])
 
       for (const h of [this.origin, ...this.peers]) {
+        const rate = this.slow != null && h === this.peers[this.slow.peer] ? this.slow.rateMbit : this.rateMbit
         run('ip', ['netns', 'add', h.ns])
         this.created.namespaces.push(h.ns)
         run('ip', ['link', 'add', h.hostIf, 'type', 'veth', 'peer', 'name', h.nsIf, 'netns', h.ns])
@@ -182,9 +187,9 @@ export class NetnsLab {
           run('ip', ['netns', 'exec', h.ns, 'sysctl', '-q', '-w', setting])
         }
         // download: what the bridge sends into the namespace
-        run('tc', ['qdisc', 'replace', 'dev', h.hostIf, 'root', ...this.tbf()])
+        run('tc', ['qdisc', 'replace', 'dev', h.hostIf, 'root', ...this.tbf(rate)])
         // upload: what the namespace sends out
-        run('tc', ['-n', h.ns, 'qdisc', 'replace', 'dev', h.nsIf, 'root', ...this.tbf()])
+        run('tc', ['-n', h.ns, 'qdisc', 'replace', 'dev', h.nsIf, 'root', ...this.tbf(rate)])
       }
     } catch (err) {
       this.destroy()
@@ -192,12 +197,12 @@ export class NetnsLab {
     }
   }
 
-  private tbf (): string[] {
-    const bytesPerS = this.rateMbit * 1e6 / 8
+  private tbf (rateMbit: number): string[] {
+    const bytesPerS = rateMbit * 1e6 / 8
     // at least one timer tick (1 ms at HZ=1000, 4 ms at HZ=250) of tokens, or the rate cannot be reached
     const burst = Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerS * 0.004))
 
-    return ['tbf', 'rate', `${this.rateMbit}mbit`, 'burst', String(burst), 'latency', `${TBF_LATENCY_MS}ms`]
+    return ['tbf', 'rate', `${rateMbit}mbit`, 'burst', String(burst), 'latency', `${TBF_LATENCY_MS}ms`]
   }
 
   /** The qdisc lines of one host's two veth ends, to show what is configured */

@@ -227,6 +227,8 @@ export interface TrackerStats {
   badPeerReports: number
   blockedPeers: number
   digestConflicts: number
+  /** Peers moved to the end of a pipeline for gaining pieces at under half their upstream's rate */
+  slowPeersMoved: number
   /** This node's own client: attempts and failures by cause */
   client: TrackerClientStats
 }

@@ -32,6 +32,7 @@ export type TrackerCounter =
   | 'badPeerReports'
   | 'blockedPeers'
   | 'digestConflicts'
+  | 'slowPeersMoved'
 
 export interface RpcContext {
   state: TrackerState
@@ -367,6 +368,10 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
   if (result.registered) {
     ctx.count?.('registrations')
     ctx.log.trace('registered %s for task %s', from, req.taskId)
+  }
+  if (result.movedToEnd) {
+    ctx.count?.('slowPeersMoved')
+    ctx.log('%s gains pieces at under half its upstream\'s rate: moved to the end of task %s\'s pipeline', from, req.taskId)
   }
   if (result.grant.length > 0) {
     ctx.count?.('grants')

@@ -28,6 +28,10 @@ import {
   MAX_HEADER_VALUE_CHARS,
   MAX_PARENTS_PER_ANSWER,
   MAX_PIECES_PER_REPORT,
+  RATE_WINDOW_MS,
+  SLOW_PEER_MOVE_INTERVAL_MS,
+  SLOW_PEER_RATE_FRACTION,
+  SLOW_WINDOWS,
   MAX_SHORT_STRING_CHARS,
   MAX_UPLOAD_SLOTS,
   MAX_URL_CHARS
@@ -113,6 +117,11 @@ export type AnnounceResult =
     intervalMs: number
     /** This announce registered the peer (it was not registered before) */
     registered: boolean
+    /**
+     * This announce moved the peer to the end of the pipeline: it gained
+     * pieces at under half its upstream's rate (SLOW_PEER_RATE_FRACTION)
+     */
+    movedToEnd: boolean
   }
 
 export interface ReportedPieceInput {
@@ -202,6 +211,16 @@ interface PeerRecord {
   lastSeen: number
   zone?: string
   version: string
+  /** Pieces held when the current rate window opened, when it opened, and its upstream then */
+  windowCount: number
+  windowStart: number
+  windowUpstream?: string
+  /** Pieces gained per second over the last full window; undefined until one closed */
+  rate?: number
+  /** Consecutive windows in which it gained pieces at under SLOW_PEER_RATE_FRACTION of its upstream's rate */
+  slowWindows: number
+  /** When the tracker last moved it to the end of the pipeline */
+  movedAt?: number
 }
 
 interface TaskRecord {
@@ -440,7 +459,10 @@ export class TrackerState {
         freeUploadSlots,
         lastSeen: now,
         zone: input.zone,
-        version: input.version
+        version: input.version,
+        windowCount: have.count(),
+        windowStart: now,
+        slowWindows: 0
       }
       task.peers.set(peer, record)
       task.live.add(peer)
@@ -454,6 +476,7 @@ export class TrackerState {
     record.zone = input.zone
     record.version = input.version
     setHave(task, record, have)
+    const movedToEnd = this.#measureRate(task, record, now)
 
     const blocked = task.blocklist.isBlocked(peer, now)
     let grant: number[] = []
@@ -463,7 +486,7 @@ export class TrackerState {
       task.grants.release(peer)
     }
 
-    const upstream = this.#upstream(task, record, now)
+    const upstream = this.#upstreamId(task, record, now)
     return {
       status: 'ok',
       meta: { ...task.meta },
@@ -473,7 +496,8 @@ export class TrackerState {
       grantStripe: grant.length > 0 ? task.grants.stripe : 0,
       upstream,
       intervalMs: this.announceIntervalMs,
-      registered
+      registered,
+      movedToEnd
     }
   }
 
@@ -704,21 +728,81 @@ export class TrackerState {
    * before it that is not blocked (every peer in `task.peers` is live). A
    * peer holding nothing yet qualifies: it forwards pieces as they come
    */
-  #upstream (task: TaskRecord, requester: PeerRecord, now: number): string | undefined {
+  #upstream (task: TaskRecord, requester: PeerRecord, now: number): PeerRecord | undefined {
     if (!this.pipeline || this.parentsPerAnswer === 0) {
       return undefined
     }
-    let upstream: string | undefined
+    let upstream: PeerRecord | undefined
     for (const other of task.peers.values()) {
       if (other === requester) {
         return upstream
       }
       if (!task.blocklist.isBlocked(other.peerId, now)) {
-        upstream = other.peerId
+        upstream = other
       }
     }
     // not reached: the requester is registered before this is called
     return undefined
+  }
+
+  #upstreamId (task: TaskRecord, requester: PeerRecord, now: number): string | undefined {
+    return this.#upstream(task, requester, now)?.peerId
+  }
+
+  /**
+   * Whether some peer after `record` in the pipeline is incomplete and was
+   * never moved itself: moving `record` behind slow peers that were moved
+   * before (or to the end it is at) would only swap slow peers at the tail
+   */
+  #holdsBackOthers (task: TaskRecord, record: PeerRecord): boolean {
+    let after = false
+    for (const other of task.peers.values()) {
+      if (after && other.movedAt == null && !other.have.isFull()) {
+        return true
+      }
+      after ||= other === record
+    }
+    return false
+  }
+
+  /**
+   * Close the peer's rate window when it has run RATE_WINDOW_MS, and move the
+   * peer to the end of the pipeline when it has been slow against its
+   * upstream for SLOW_WINDOWS windows (see SLOW_PEER_RATE_FRACTION). Only
+   * incomplete peers behind an incomplete upstream are compared: a complete
+   * one gains nothing. Returns true when it moved the peer.
+   */
+  #measureRate (task: TaskRecord, record: PeerRecord, now: number): boolean {
+    const elapsed = now - record.windowStart
+    if (elapsed < RATE_WINDOW_MS) {
+      return false
+    }
+    const count = record.have.count()
+    const upstream = this.#upstream(task, record, now)
+    const sameUpstream = upstream != null && upstream.peerId === record.windowUpstream
+    record.rate = (count - record.windowCount) * 1000 / elapsed
+    record.windowCount = count
+    record.windowStart = now
+    record.windowUpstream = upstream?.peerId
+
+    // a window that began behind another upstream says nothing of this one
+    if (!sameUpstream || upstream.rate == null || upstream.rate <= 0 || upstream.have.isFull() || record.have.isFull()) {
+      record.slowWindows = 0
+      return false
+    }
+    record.slowWindows = record.rate < SLOW_PEER_RATE_FRACTION * upstream.rate ? record.slowWindows + 1 : 0
+    if (record.slowWindows < SLOW_WINDOWS || (record.movedAt != null && now - record.movedAt < SLOW_PEER_MOVE_INTERVAL_MS)) {
+      return false
+    }
+    if (!this.#holdsBackOthers(task, record)) {
+      return false
+    }
+    // a Map keeps insertion order: re-inserting puts the peer last
+    task.peers.delete(record.peerId)
+    task.peers.set(record.peerId, record)
+    record.movedAt = now
+    record.slowWindows = 0
+    return true
   }
 
   /**

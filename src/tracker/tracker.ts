@@ -35,7 +35,8 @@ const COUNTERS: Record<TrackerCounter, { metric: string, help: string }> = {
   grants: { metric: 'damselfly_tracker_grants_total', help: 'Announce answers that carried a source grant' },
   badPeerReports: { metric: 'damselfly_tracker_bad_peer_reports_total', help: 'Bad-piece reports counted against a peer' },
   blockedPeers: { metric: 'damselfly_tracker_blocked_peers_total', help: 'Peers blocked for a task after bad-piece reports' },
-  digestConflicts: { metric: 'damselfly_tracker_digest_conflicts_total', help: 'Reported piece digests that conflicted with the recorded digest' }
+  digestConflicts: { metric: 'damselfly_tracker_digest_conflicts_total', help: 'Reported piece digests that conflicted with the recorded digest' },
+  slowPeersMoved: { metric: 'damselfly_tracker_slow_peers_moved_total', help: 'Peers moved to the end of a pipeline for gaining pieces at under half their upstream\'s rate' }
 }
 
 export class TrackerService implements Tracker {

@@ -1,7 +1,7 @@
 import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
 import { DEFAULT_MAX_SOURCE_PEERS } from '../../src/scheduler/index.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS } from '../../src/tracker/constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS, RATE_WINDOW_MS, SLOW_PEER_MOVE_INTERVAL_MS, SLOW_WINDOWS } from '../../src/tracker/constants.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
 import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
 import type { AnnounceResult } from '../../src/tracker/state.ts'
@@ -246,6 +246,102 @@ describe('tracker/state', () => {
       const seed = ok(state.announce('seed', announceOf(T, { have: haveOf(pieces, range(0, pieces)) }), 1))
       expect(seed.upstream).to.equal('a')
       expect(seed.parents).to.deep.equal([])
+    })
+  })
+
+  describe('slow peers in the pipeline', () => {
+    const pieces = 400
+    const order = ['a', 'b', 'c', 'd', 'e']
+
+    /**
+     * Announce every peer once a second for `seconds`; `rate(peer, t, moved)`
+     * says how many pieces a second it gains at time t, `moved` being the peers
+     * moved so far. Returns every move (peer, time) and each peer's last answer
+     */
+    function run (state: TrackerState, seconds: number, rate: (peer: string, t: number, moved: Set<string>) => number, joinAt: Record<string, number> = {}): { moves: Array<[string, number]>, last: Map<string, Extract<AnnounceResult, { status: 'ok' }>> } {
+      const peers = [...order, ...Object.keys(joinAt)]
+      const held = new Map(peers.map(p => [p, 0]))
+      const moves: Array<[string, number]> = []
+      const last = new Map<string, Extract<AnnounceResult, { status: 'ok' }>>()
+      for (let t = 0; t <= seconds * 1000; t += 1000) {
+        for (const p of peers) {
+          if (t < (joinAt[p] ?? 0)) {
+            continue
+          }
+          if (t > (joinAt[p] ?? 0)) {
+            held.set(p, Math.min(pieces, held.get(p)! + rate(p, t, new Set(moves.map(([m]) => m)))))
+          }
+          const r = ok(state.announce(p, announceOf(T, { meta: t === 0 && p === 'a' ? metaOf(pieces) : undefined, have: haveOf(pieces, range(0, held.get(p)!)) }), t))
+          if (r.movedToEnd) {
+            moves.push([p, t])
+          }
+          last.set(p, r)
+        }
+      }
+      return { moves, last }
+    }
+
+    it('moves a peer slower than half its upstream to the end; the peers behind it keep their places', () => {
+      const state = new TrackerState()
+      // c's link is slow; d and e stream from it until it moves, then catch up
+      const { moves, last } = run(state, 30, (p, t, moved) => {
+        if (p === 'a' || p === 'b') {
+          return 8
+        }
+        return p === 'c' || !moved.has('c') ? 2 : 8
+      })
+      expect(moves).to.have.length(1)
+      const [[who, when]] = moves
+      expect(who).to.equal('c')
+      // the first window is not judged (joining), then SLOW_WINDOWS slow ones
+      expect(when).to.equal((1 + SLOW_WINDOWS) * RATE_WINDOW_MS)
+      expect(last.get('d')!.upstream).to.equal('b')
+      expect(last.get('e')!.upstream).to.equal('d')
+      expect(last.get('c')!.upstream).to.equal('e', 'the slow peer streams from the last one')
+    })
+
+    it('leaves the pipeline alone when every peer keeps pace, or a peer is slow for one window only', () => {
+      const steady = new TrackerState()
+      expect(run(steady, 30, () => 5).moves).to.deep.equal([])
+      const blip = new TrackerState()
+      expect(run(blip, 30, (p, t) => p === 'c' && t > 3000 && t <= 6000 ? 1 : 5).moves).to.deep.equal([])
+    })
+
+    it('moves nobody with the pipeline off, and judges no one behind a complete upstream', () => {
+      const off = new TrackerState({ pipeline: false })
+      expect(run(off, 30, p => p === 'c' ? 1 : 8).moves).to.deep.equal([])
+      // b holds everything from the start: c, slow, stays
+      const seeded = new TrackerState()
+      const rates: Record<string, number> = { b: pieces, c: 1 }
+      const { moves } = run(seeded, 30, (p) => rates[p] ?? 8)
+      expect(moves).to.deep.equal([])
+    })
+
+    it('moves each of two slow peers once, then leaves them at the tail rather than swapping them', () => {
+      const state = new TrackerState()
+      // c and d are both slow by themselves: c moves, then d (e was behind it);
+      // then only slow peers that moved before are behind either of them
+      const { moves, last } = run(state, 120, (p) => p === 'c' || p === 'd' ? 1 : 8)
+      expect(moves).to.deep.equal([['c', 3 * RATE_WINDOW_MS], ['d', 5 * RATE_WINDOW_MS]])
+      expect(last.get('e')!.upstream).to.equal('b')
+      expect(last.get('c')!.upstream).to.equal('e')
+      expect(last.get('d')!.upstream).to.equal('c')
+    })
+
+    it('moves a peer again only after SLOW_PEER_MOVE_INTERVAL_MS', () => {
+      const state = new TrackerState()
+      // c is slow throughout and moves at 9 s; f joins right behind it at 10 s
+      // and keeps c's pace (it streams from c), so c holds f back: c is slow
+      // against e again from its next windows on, but moves only once the
+      // interval since its first move has passed
+      const { moves, last } = run(state, 60, (p) => p === 'c' || p === 'f' ? 1 : 8, { f: 10_000 })
+      const first = 3 * RATE_WINDOW_MS
+      expect(moves[0]).to.deep.equal(['c', first])
+      expect(moves).to.have.length(2)
+      expect(moves[1][0]).to.equal('c')
+      expect(moves[1][1]).to.be.at.least(first + SLOW_PEER_MOVE_INTERVAL_MS)
+      expect(moves[1][1]).to.be.at.most(first + SLOW_PEER_MOVE_INTERVAL_MS + RATE_WINDOW_MS)
+      expect(last.get('f')!.upstream).to.equal('e')
     })
   })
 
