@@ -290,6 +290,9 @@ async function runScenario (s: Scenario, tag: number, file: string, sha256: stri
   try {
     if (s.mode === 'netns') {
       // the slow peer is one in the middle: never peer 1, whose link checkCap measures
+      if (o.slowPeerMbit != null && s.nodes < 2) {
+        throw new Error(`--slow-peer needs at least 2 peers; ${s.id} has ${s.nodes}`)
+      }
       const slow = o.slowPeerMbit == null ? undefined : { peer: Math.floor(s.nodes / 2), rateMbit: o.slowPeerMbit }
       if (slow != null) {
         progress(`${s.id}: peer ${slow.peer + 1}'s link is capped at ${slow.rateMbit} Mbit/s each way (--slow-peer)`)

@@ -28,13 +28,13 @@ import {
   MAX_HEADER_VALUE_CHARS,
   MAX_PARENTS_PER_ANSWER,
   MAX_PIECES_PER_REPORT,
+  MAX_SHORT_STRING_CHARS,
+  MAX_UPLOAD_SLOTS,
+  MAX_URL_CHARS,
   RATE_WINDOW_MS,
   SLOW_PEER_MOVE_INTERVAL_MS,
   SLOW_PEER_RATE_FRACTION,
-  SLOW_WINDOWS,
-  MAX_SHORT_STRING_CHARS,
-  MAX_UPLOAD_SLOTS,
-  MAX_URL_CHARS
+  SLOW_WINDOWS
 } from './constants.ts'
 import { MetaConflictError, NotRegisteredError, TooManyPeersError, TooManyTasksError, UnknownTaskError } from './errors.ts'
 import type { BlocklistInit, ParentCandidate, ParentEvaluator, SourceGrantsInit } from '../scheduler/index.ts'
