@@ -211,5 +211,13 @@ export const SLOW_PEER_RATE_FRACTION = 0.5
 /** Consecutive rate windows a peer must be slow in before it is moved */
 export const SLOW_WINDOWS = 2
 
+/**
+ * Windows not judged after the one in which a peer's upstream changed (it
+ * joined, or the peer ahead left or moved): the peer is still moving its
+ * requests to the new upstream. With one, a peer that joins is first judged
+ * after 6 s and moved after 12 s at the earliest.
+ */
+export const UPSTREAM_SETTLE_WINDOWS = 1
+
 /** A peer is moved to the end of the pipeline at most once per this long */
 export const SLOW_PEER_MOVE_INTERVAL_MS = 30_000

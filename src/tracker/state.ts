@@ -34,7 +34,8 @@ import {
   RATE_WINDOW_MS,
   SLOW_PEER_MOVE_INTERVAL_MS,
   SLOW_PEER_RATE_FRACTION,
-  SLOW_WINDOWS
+  SLOW_WINDOWS,
+  UPSTREAM_SETTLE_WINDOWS
 } from './constants.ts'
 import { MetaConflictError, NotRegisteredError, TooManyPeersError, TooManyTasksError, UnknownTaskError } from './errors.ts'
 import type { BlocklistInit, ParentCandidate, ParentEvaluator, SourceGrantsInit } from '../scheduler/index.ts'
@@ -219,6 +220,8 @@ interface PeerRecord {
   rate?: number
   /** Consecutive windows in which it gained pieces at under SLOW_PEER_RATE_FRACTION of its upstream's rate */
   slowWindows: number
+  /** Windows still to pass unjudged since its upstream changed */
+  settleWindows: number
   /** When the tracker last moved it to the end of the pipeline */
   movedAt?: number
 }
@@ -462,7 +465,8 @@ export class TrackerState {
         version: input.version,
         windowCount: have.count(),
         windowStart: now,
-        slowWindows: 0
+        slowWindows: 0,
+        settleWindows: 0
       }
       task.peers.set(peer, record)
       task.live.add(peer)
@@ -785,8 +789,13 @@ export class TrackerState {
     record.windowStart = now
     record.windowUpstream = upstream?.peerId
 
-    // a window that began behind another upstream says nothing of this one
-    if (!sameUpstream || upstream.rate == null || upstream.rate <= 0 || upstream.have.isFull() || record.have.isFull()) {
+    // a window that began behind another upstream says nothing of this one,
+    // nor do the next UPSTREAM_SETTLE_WINDOWS: the peer is still moving its
+    // requests over (after the slow peer ahead of it moved, the peer behind
+    // it was once moved too, 11 s later)
+    const settling = !sameUpstream || record.settleWindows > 0
+    record.settleWindows = sameUpstream ? Math.max(0, record.settleWindows - 1) : UPSTREAM_SETTLE_WINDOWS
+    if (settling || upstream.rate == null || upstream.rate <= 0 || upstream.have.isFull() || record.have.isFull()) {
       record.slowWindows = 0
       return false
     }

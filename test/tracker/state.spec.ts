@@ -1,7 +1,7 @@
 import '../../src/polyfill.ts'
 import { expect } from 'aegir/chai'
 import { DEFAULT_MAX_SOURCE_PEERS } from '../../src/scheduler/index.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS, RATE_WINDOW_MS, SLOW_PEER_MOVE_INTERVAL_MS, SLOW_WINDOWS } from '../../src/tracker/constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_PEER_TTL_MS, DEFAULT_TASK_TTL_MS, RATE_WINDOW_MS, SLOW_PEER_MOVE_INTERVAL_MS, SLOW_WINDOWS, UPSTREAM_SETTLE_WINDOWS } from '../../src/tracker/constants.ts'
 import { TrackerState } from '../../src/tracker/state.ts'
 import { announceOf, digestOf, haveOf, metaOf, range, taskIdOf } from './helpers.ts'
 import type { AnnounceResult } from '../../src/tracker/state.ts'
@@ -293,8 +293,8 @@ describe('tracker/state', () => {
       expect(moves).to.have.length(1)
       const [[who, when]] = moves
       expect(who).to.equal('c')
-      // the first window is not judged (joining), then SLOW_WINDOWS slow ones
-      expect(when).to.equal((1 + SLOW_WINDOWS) * RATE_WINDOW_MS)
+      // the first window is not judged (joining), nor the settling ones after it, then SLOW_WINDOWS slow ones
+      expect(when).to.equal((1 + UPSTREAM_SETTLE_WINDOWS + SLOW_WINDOWS) * RATE_WINDOW_MS)
       expect(last.get('d')!.upstream).to.equal('b')
       expect(last.get('e')!.upstream).to.equal('d')
       expect(last.get('c')!.upstream).to.equal('e', 'the slow peer streams from the last one')
@@ -305,6 +305,26 @@ describe('tracker/state', () => {
       expect(run(steady, 30, () => 5).moves).to.deep.equal([])
       const blip = new TrackerState()
       expect(run(blip, 30, (p, t) => p === 'c' && t > 3000 && t <= 6000 ? 1 : 5).moves).to.deep.equal([])
+    })
+
+    it('does not judge a peer while it settles behind a new upstream', () => {
+      const state = new TrackerState()
+      // c is slow and moves; d, behind it, stays slow for two more windows
+      // while it moves its requests over, then keeps pace: d keeps its place
+      let cMovedAt: number | undefined
+      const { moves } = run(state, 60, (p, t, moved) => {
+        if (p === 'c') {
+          return 1
+        }
+        if (p === 'd' || p === 'e') {
+          if (moved.has('c')) {
+            cMovedAt ??= t - 1000
+          }
+          return cMovedAt == null || t <= cMovedAt + 2 * RATE_WINDOW_MS ? 1 : 8
+        }
+        return 8
+      })
+      expect(moves.map(([p]) => p)).to.deep.equal(['c'])
     })
 
     it('moves nobody with the pipeline off, and judges no one behind a complete upstream', () => {
@@ -322,7 +342,9 @@ describe('tracker/state', () => {
       // c and d are both slow by themselves: c moves, then d (e was behind it);
       // then only slow peers that moved before are behind either of them
       const { moves, last } = run(state, 120, (p) => p === 'c' || p === 'd' ? 1 : 8)
-      expect(moves).to.deep.equal([['c', 3 * RATE_WINDOW_MS], ['d', 5 * RATE_WINDOW_MS]])
+      // d's upstream changes when c moves: that window and the settling ones pass unjudged
+      const first = (1 + UPSTREAM_SETTLE_WINDOWS + SLOW_WINDOWS) * RATE_WINDOW_MS
+      expect(moves).to.deep.equal([['c', first], ['d', first + (UPSTREAM_SETTLE_WINDOWS + SLOW_WINDOWS) * RATE_WINDOW_MS]])
       expect(last.get('e')!.upstream).to.equal('b')
       expect(last.get('c')!.upstream).to.equal('e')
       expect(last.get('d')!.upstream).to.equal('c')
@@ -330,12 +352,12 @@ describe('tracker/state', () => {
 
     it('moves a peer again only after SLOW_PEER_MOVE_INTERVAL_MS', () => {
       const state = new TrackerState()
-      // c is slow throughout and moves at 9 s; f joins right behind it at 10 s
+      // c is slow throughout and moves at 12 s; f joins right behind it at 13 s
       // and keeps c's pace (it streams from c), so c holds f back: c is slow
       // against e again from its next windows on, but moves only once the
       // interval since its first move has passed
-      const { moves, last } = run(state, 60, (p) => p === 'c' || p === 'f' ? 1 : 8, { f: 10_000 })
-      const first = 3 * RATE_WINDOW_MS
+      const first = (1 + UPSTREAM_SETTLE_WINDOWS + SLOW_WINDOWS) * RATE_WINDOW_MS
+      const { moves, last } = run(state, 70, (p) => p === 'c' || p === 'f' ? 1 : 8, { f: first + 1000 })
       expect(moves[0]).to.deep.equal(['c', first])
       expect(moves).to.have.length(2)
       expect(moves[1][0]).to.equal('c')
