@@ -131,7 +131,8 @@ class DirectTls implements ConnectionEncrypter {
   /** The library's handshake (TLS 1.3, libp2p certificates, muxer by ALPN) on the socket's own handle */
   private async secureSocket (connection: MultiaddrConnection, raw: net.Socket, isServer: boolean, options?: SecureConnectionOptions): Promise<SecuredConnection> {
     const log = connection.log?.newScope('tls') ?? this.log
-    const muxers = this.components.upgrader.getStreamMuxers()
+    // the muxers offered in the handshake (none when the caller negotiates one later)
+    const muxers = options?.skipStreamMuxerNegotiation === true ? new Map<string, StreamMuxerFactory>() : this.components.upgrader.getStreamMuxers()
     let streamMuxer: StreamMuxerFactory | undefined
     const opts = {
       ...await generateCertificate(this.components.privateKey, options),
@@ -140,14 +141,14 @@ class DirectTls implements ConnectionEncrypter {
       maxVersion: 'TLSv1.3' as const,
       // libp2p certificates are self-signed: verifyPeerCertificate checks them
       rejectUnauthorized: false,
-      ALPNProtocols: [...(options?.skipStreamMuxerNegotiation === true ? [] : muxers.keys()), 'libp2p'],
+      ALPNProtocols: [...muxers.keys(), 'libp2p'],
       ALPNCallback: ({ protocols }: { protocols: string[] }): string | undefined => {
         let chosen: string | undefined
         for (const protocol of protocols) {
           if (protocol === 'libp2p') {
             chosen = 'libp2p'
           }
-          const muxer = options?.skipStreamMuxerNegotiation === true ? undefined : muxers.get(protocol)
+          const muxer = muxers.get(protocol)
           if (muxer != null) {
             streamMuxer = muxer
             return protocol
