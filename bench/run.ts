@@ -7,6 +7,7 @@
  * process does not do its job.
  */
 import '../src/polyfill.ts'
+import { connectBench } from './connect.ts'
 import { fanoutBench } from './fanout.ts'
 import { parseArgs, UsageError } from './lib/args.ts'
 import { print } from './lib/output.ts'
@@ -18,7 +19,7 @@ import { transferBench } from './transfer.ts'
 import type { FlagSpec } from './lib/args.ts'
 import type { Bench } from './lib/bench.ts'
 
-const BENCHES: Bench[] = [swarmBench, transferBench, trackerBench, fanoutBench, mirrorBench]
+const BENCHES: Bench[] = [swarmBench, transferBench, connectBench, trackerBench, fanoutBench, mirrorBench]
 
 function allFlags (): FlagSpec[] {
   const flags = new Map<string, FlagSpec>([['help', { name: 'help', describe: 'show this help', boolean: true }]])

@@ -7,6 +7,7 @@ import { generateKey, preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { multiaddrConnectionPair } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'aegir/chai'
 import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -141,7 +142,7 @@ describe('node/tls', () => {
       return e
     }
     expect(await recordsForOneFrame(make, 6)).to.equal(1)
-    expect(stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
+    expect(stats).to.deep.equal({ onSocket: 0, wrapped: 1, certificates: 0, verifications: 0 })
   })
 
   describe('over TCP', function () {
@@ -214,8 +215,8 @@ describe('node/tls', () => {
       expect(ab.back).to.equal(ab.sent)
       const ba = await echo(b.node, a.node, 3 << 20, 1000)
       expect(ba.back).to.equal(ba.sent)
-      expect(a.stats).to.deep.equal({ onSocket: 1, wrapped: 0 })
-      expect(b.stats).to.deep.equal({ onSocket: 1, wrapped: 0 })
+      expect(a.stats).to.deep.equal({ onSocket: 1, wrapped: 0, certificates: 1, verifications: 1 })
+      expect(b.stats).to.deep.equal({ onSocket: 1, wrapped: 0, certificates: 1, verifications: 1 })
     })
 
     it('speaks to the library\'s TLS as client and as server', async () => {
@@ -227,7 +228,38 @@ describe('node/tls', () => {
       await waitFor(() => theirs.node.getConnections().length === 0, 10_000, 'the library\'s end to close')
       const back = await echo(theirs.node, ours.node, 2 << 20)
       expect(back.back).to.equal(back.sent)
-      expect(ours.stats).to.deep.equal({ onSocket: 2, wrapped: 0 })
+      // one certificate served both connections, and the library accepted it both times
+      expect(ours.stats).to.deep.equal({ onSocket: 2, wrapped: 0, certificates: 1, verifications: 2 })
+    })
+
+    it('makes one certificate for all of a node\'s connections and verifies a remote one once', async () => {
+      const a = await node('direct')
+      const b = await node('direct')
+      const c = await node('direct')
+      const ab = await echo(a.node, b.node, 1 << 20)
+      const ca = await echo(c.node, a.node, 1 << 20)
+      expect(ab.back).to.equal(ab.sent)
+      expect(ca.back).to.equal(ca.sent)
+      expect(a.stats).to.deep.equal({ onSocket: 2, wrapped: 0, certificates: 1, verifications: 2 })
+      // b's certificate again: known, not parsed again, and the connection works
+      await a.node.hangUp(b.node.peerId)
+      const again = await echo(a.node, b.node, 1 << 20)
+      expect(again.back).to.equal(again.sent)
+      expect(a.stats).to.deep.equal({ onSocket: 3, wrapped: 0, certificates: 1, verifications: 2 })
+    })
+
+    it('refuses a known certificate from a peer other than the one dialled', async () => {
+      const a = await node('direct')
+      const b = await node('direct')
+      const c = await node('direct')
+      await a.node.dial(b.node.getMultiaddrs()[0])
+      await a.node.hangUp(b.node.peerId)
+      // b's address, c's peer id: b answers with the certificate a already verified
+      const wrong = multiaddr(`${b.node.getMultiaddrs()[0].decapsulateCode(421).toString()}/p2p/${c.node.peerId}`)
+      const err = await a.node.dial(wrong).then(() => undefined, (e: Error) => e)
+      expect(err, 'the dial to the wrong peer succeeded').to.be.an('error')
+      expect(a.node.getConnections(b.node.peerId)).to.have.length(0)
+      expect(a.stats?.verifications).to.equal(1)
     })
 
     it('stays under a private swarm\'s pre-shared key layer (the library\'s path)', async () => {
@@ -237,8 +269,8 @@ describe('node/tls', () => {
       const b = await node('direct', undefined, psk)
       const ab = await echo(a.node, b.node, 2 << 20)
       expect(ab.back).to.equal(ab.sent)
-      expect(a.stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
-      expect(b.stats).to.deep.equal({ onSocket: 0, wrapped: 1 })
+      expect(a.stats).to.deep.equal({ onSocket: 0, wrapped: 1, certificates: 0, verifications: 0 })
+      expect(b.stats).to.deep.equal({ onSocket: 0, wrapped: 1, certificates: 0, verifications: 0 })
     })
 
     it('keeps a busy connection past the inactivity timeout and closes an idle one', async () => {
