@@ -17,7 +17,9 @@ import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
 import { coalesceProtocolMerges } from './protocol-merges.ts'
+import { DEFAULT_PROVIDE_QUIET_MS, DeferredProvides } from './provides.ts'
 import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
+import type { DeferredProvidesStats } from './provides.ts'
 import type { TrackerHandle } from './tracker-port.ts'
 import type { TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
@@ -118,6 +120,14 @@ export interface DamselflyInit {
    */
   downloadRate?: number
   /**
+   * A finished download's DHT provider record is sent once the node has moved
+   * no piece bytes and run no download for this long, ms (at the latest 5 min
+   * after it finished)
+   *
+   * @default 30000
+   */
+  provideQuietMs?: number
+  /**
    * Override protocol versions (tests of version mismatch only)
    */
   protocolVersions?: Partial<Record<'piece' | 'tracker', string>>
@@ -151,7 +161,8 @@ export interface NodeStatus {
   uptimeMs: number
   supernode: { mode: SupernodeMode, eligible: boolean }
   protocols: string[]
-  dht: { enabled: boolean, routingTable: number }
+  /** provides: finished downloads' provider records sent, failed, and waiting for the node to be quiet */
+  dht: { enabled: boolean, routingTable: number, provides: DeferredProvidesStats }
   gossip: { topic: string, meshPeers: number, topicPeers: number, published: number, rejected: number }
   incompatible: Incompatibility[]
   dialFailures: Record<DialFailureClass, number>
@@ -206,6 +217,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   public readonly transfer: PieceTransfer
   public readonly tracker: TrackerHandle
   public readonly engine: Engine
+  private readonly provides: DeferredProvides
   private readonly components: DamselflyComponents
   private readonly init: Required<Omit<DamselflyInit, 'protocolVersions'>>
   private readonly log: Logger
@@ -236,7 +248,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       dialDiscovered: init.dialDiscovered ?? false,
       uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
       uploadRate: init.uploadRate ?? 0,
-      downloadRate: init.downloadRate ?? 0
+      downloadRate: init.downloadRate ?? 0,
+      provideQuietMs: init.provideQuietMs ?? DEFAULT_PROVIDE_QUIET_MS
     }
     this.swarmName = this.init.swarm
     this.log = components.logger.forComponent('damselfly:node')
@@ -286,6 +299,19 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       freeUploadSlots: () => Math.max(0, this.init.uploadSlots - this.transfer.stats().activeUploads)
     })
 
+    this.provides = new DeferredProvides({
+      provide: async (taskId) => {
+        await this.components.contentRouting.provide(taskCid(taskId), { signal: AbortSignal.timeout(30_000) })
+      },
+      bytesMoved: () => {
+        const e = this.engine.stats()
+        return e.bytesFromPeers + e.bytesFromOrigin + this.transfer.stats().bytesUploaded
+      },
+      running: () => this.engine.stats().downloads.running,
+      log: this.log,
+      quietMs: this.init.provideQuietMs
+    })
+
     this.engine = new Engine({
       store: this.store,
       sources: createDefaultSources({ logger: components.logger }),
@@ -297,7 +323,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
         return this.transfer.fetch(peerIdFromString(peerId), taskId, indexes, options)
       },
       provide: async (taskId) => {
-        await this.components.contentRouting.provide(taskCid(taskId), { signal: AbortSignal.timeout(30_000) })
+        this.provides.add(taskId)
       },
       findProviders: async (taskId, options) => {
         const found: string[] = []
@@ -398,6 +424,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 
   async beforeStop (): Promise<void> {
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
+    this.provides.stop()
     await this.engine.stop()
     this.swarm.stop()
   }
@@ -504,7 +531,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       uptimeMs: this.started ? Date.now() - this.startedAt : 0,
       supernode: { mode: this.init.supernode, eligible: this.isTrackerEligible() },
       protocols: this.protocols(),
-      dht: { enabled: this.components.dht != null, routingTable: (this.components.dht as any)?.routingTable?.size ?? 0 },
+      dht: { enabled: this.components.dht != null, routingTable: (this.components.dht as any)?.routingTable?.size ?? 0, provides: this.provides.stats() },
       gossip: { topic: this.swarm.membership.topic, ...gossip },
       incompatible: this.swarm.incompatiblePeers(),
       dialFailures: this.swarm.dialFailureCounts(),

@@ -18,7 +18,7 @@ import { taskId as computeTaskId } from '../../src/task/id.ts'
 import { TestSwarm, dialAddr, waitFor } from '../utils/nodes.ts'
 import { MiB, getJson, killAll, postJson, sha256File, startSwarmDaemons, tempRoot, until, waitForDownload, waitForMembers, writeRandomFile } from './helpers.ts'
 import type { DemoOrigin } from '../../src/cli/demo/origin.ts'
-import type { DamselflyNode } from '../../src/node/index.ts'
+import type { DamselflyInit, DamselflyNode } from '../../src/node/index.ts'
 import type { Download } from '../../src/task/download.ts'
 import type { DaemonProcess } from '../utils/cli.ts'
 
@@ -26,10 +26,10 @@ import type { DaemonProcess } from '../utils/cli.ts'
  * `n` in-process nodes on 127.0.0.1 (heartbeat 500 ms), all bootstrapping
  * from the first, and wait until each sees the other n - 1 as live members
  */
-async function startNodes (swarm: TestSwarm, n: number, config: Record<string, unknown> = {}): Promise<DamselflyNode[]> {
-  const first = await swarm.start({ config })
+async function startNodes (swarm: TestSwarm, n: number, config: Record<string, unknown> = {}, service?: Partial<DamselflyInit>): Promise<DamselflyNode[]> {
+  const first = await swarm.start({ config, service })
   // allSettled: every node that did start is in the swarm (and stopped by stopAll) before this throws
-  const results = await Promise.allSettled(Array.from({ length: n - 1 }, async () => swarm.start({ config: { ...config, swarm: { bootstrap: [dialAddr(first)] } } })))
+  const results = await Promise.allSettled(Array.from({ length: n - 1 }, async () => swarm.start({ config: { ...config, swarm: { bootstrap: [dialAddr(first)] } }, service })))
   const failed = results.find(r => r.status === 'rejected')
   if (failed != null) {
     throw failed.reason
@@ -289,7 +289,8 @@ describe('e2e: no tracker eligible (every node supernode: never)', function () {
 
   before(async () => {
     dir = await swarm.tempDir('damselfly-e2e-files-')
-    nodes = await startNodes(swarm, 4, { supernode: 'never' })
+    // provider records 1 s after a node goes quiet (30 s by default), for the DHT test below
+    nodes = await startNodes(swarm, 4, { supernode: 'never' }, { provideQuietMs: 1000 })
   })
 
   after(async () => {

@@ -149,6 +149,10 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
     checks.push(status.dht.routingTable > 0
       ? { level: 'ok', check: 'dht', message: `${status.dht.routingTable} peers in the routing table of ${kadProtocol(swarmName)}` }
       : { level: status.peers > 0 ? 'warn' : 'fail', check: 'dht', message: 'the DHT routing table is empty: provider lookups will find nothing', fix: 'connect the node to a swarm peer (bootstrap); peers must speak the same swarm DHT protocol' })
+    const provides = status.dht.provides
+    if (provides != null && provides.failed > 0) {
+      checks.push({ level: 'warn', check: 'dht provides', message: `${provides.failed} of ${provides.failed + provides.provided} provider records could not be sent: without a tracker, other nodes will not find those tasks here`, fix: 'the DHT needs peers of the same swarm; the daemon log says why each provide failed (DEBUG=damselfly:node)' })
+    }
     checks.push(status.gossip.meshPeers > 0
       ? { level: 'ok', check: 'gossip', message: `${status.gossip.meshPeers} mesh peers on ${status.gossip.topic}` }
       : { level: status.peers > 0 ? 'warn' : 'fail', check: 'gossip', message: `no gossip mesh peer on ${status.gossip.topic}`, fix: 'membership needs a connected swarm peer; the mesh forms about a second after connecting' })

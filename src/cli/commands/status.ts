@@ -24,7 +24,8 @@ export const statusCommand: CommandModule<object, Args> = {
     print(`bytes        ${formatBytes(s.bytes.fromPeers)} from peers, ${formatBytes(s.bytes.fromOrigin)} from origins, ${formatBytes(s.bytes.uploaded)} uploaded`)
     print(`pieces       ${s.transfer.piecesDownloaded} fetched from peers (${s.transfer.badPieces} failed verification), ${s.transfer.piecesUploaded} served; ${s.transfer.busyAnswers} requests answered busy (every upload slot taken)`)
     print(`downloads    ${s.downloads.running} running, ${s.downloads.succeeded} done, ${s.downloads.failed} failed; store: ${s.store.tasks} tasks, ${formatBytes(s.store.bytesStored)}`)
-    print(`dht          ${s.dht.routingTable} peers in the routing table`)
+    const provides = s.dht.provides
+    print(`dht          ${s.dht.routingTable} peers in the routing table${provides == null ? '' : `; provider records: ${provides.provided} sent, ${provides.waiting} waiting for the node to be quiet, ${provides.failed} failed`}`)
     print(`gossip       ${s.gossip.meshPeers} mesh peers, ${s.gossip.topicPeers} on ${s.gossip.topic}`)
     print('addresses')
     for (const a of s.addresses) {
