@@ -233,9 +233,7 @@ describe('node/tls', () => {
     })
 
     it('makes one certificate for all of a node\'s connections and verifies a remote one once', async () => {
-      const a = await node('direct')
-      const b = await node('direct')
-      const c = await node('direct')
+      const [a, b, c] = await Promise.all([node('direct'), node('direct'), node('direct')])
       const ab = await echo(a.node, b.node, 1 << 20)
       const ca = await echo(c.node, a.node, 1 << 20)
       expect(ab.back).to.equal(ab.sent)
@@ -249,9 +247,7 @@ describe('node/tls', () => {
     })
 
     it('refuses a known certificate from a peer other than the one dialled', async () => {
-      const a = await node('direct')
-      const b = await node('direct')
-      const c = await node('direct')
+      const [a, b, c] = await Promise.all([node('direct'), node('direct'), node('direct')])
       await a.node.dial(b.node.getMultiaddrs()[0])
       await a.node.hangUp(b.node.peerId)
       // b's address, c's peer id: b answers with the certificate a already verified
