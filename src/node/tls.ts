@@ -18,7 +18,7 @@
  * One certificate serves every connection of the node, as in go-libp2p: the
  * library makes a new one per handshake (an ECDSA key, a signature by the
  * node's key, an X.509 encoding), which a CPU profile of 16 daemons at 25
- * Mbit/s found in 1.2 % of the samples while they dialled parents. The
+ * Mbit/s found in 1.2 % of the samples, all while the swarm formed. The
  * certificate's key only signs handshakes; each session's keys still come
  * from its own ephemeral key exchange. A remote certificate seen before is
  * not parsed and verified again (its bytes decide the outcome; its dates and
