@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
+import { AbortError } from '@libp2p/interface'
 import { TypedEventEmitter } from 'main-event'
 import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipelineDepth, stripeWidth } from '../scheduler/index.ts'
 import { DigestMismatchError } from '../storage/index.ts'
@@ -121,6 +122,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   private upstream?: string
   /** when the upstream last delivered a piece, or was first asked while it had nothing outstanding */
   private upstreamHeardAt = 0
+  /**
+   * Aborts the requests held at the current upstream. When the tracker names
+   * another one (it moved a slow peer to the chain's end), the pieces the old
+   * one still holds are asked of the new one at once, not when the old one's
+   * answers run out (DEFAULT_UPSTREAM_WAIT_MS) while every node behind us waits
+   * for them.
+   */
+  private upstreamFetches?: AbortController
   /** parents found as DHT providers (kept when a tracker answer does not list them) */
   private readonly providers = new Set<string>()
   /** pieces in flight: index → parents (or 'origin') */
@@ -596,11 +605,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (res.direct === true) {
       return
     }
-    if (res.upstream !== this.upstream) {
-      this.log('upstream %s', res.upstream ?? 'none')
-      this.upstream = res.upstream
-      this.upstreamHeardAt = Date.now()
-    }
+    this.followUpstream(res.upstream)
     for (const [id, p] of this.parents) {
       if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id) && id !== this.upstream) {
         this.parents.delete(id)
@@ -850,6 +855,18 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     return true
   }
 
+  /** Take the upstream the tracker named; requests held at the one before are left */
+  private followUpstream (upstream: string | undefined): void {
+    if (upstream === this.upstream) {
+      return
+    }
+    this.log('upstream %s', upstream ?? 'none')
+    this.upstreamFetches?.abort(new AbortError(`The upstream changed from ${this.upstream} to ${upstream ?? 'none'}`))
+    this.upstreamFetches = undefined
+    this.upstream = upstream
+    this.upstreamHeardAt = Date.now()
+  }
+
   /**
    * Pipeline: keep a short window of requests on the upstream for the
    * lowest missing pieces, asked ahead (it holds each until it has stored
@@ -887,12 +904,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       if (up.inflight === 0) {
         this.upstreamHeardAt = now
       }
-      this.fetchFromParent(up, want, DEFAULT_UPSTREAM_WAIT_MS)
+      this.upstreamFetches ??= new AbortController()
+      this.fetchFromParent(up, want, DEFAULT_UPSTREAM_WAIT_MS, this.upstreamFetches.signal)
     }
     return true
   }
 
-  private fetchFromParent (parent: ParentState, indexes: number[], waitMs = 0): void {
+  /** `switched` aborts this fetch (and only it) without counting a failure against the parent */
+  private fetchFromParent (parent: ParentState, indexes: number[], waitMs = 0, switched?: AbortSignal): void {
     const meta = this.meta!
     if (parent.inflight === 0) {
       parent.rate.busy(Date.now())
@@ -922,7 +941,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     // (bench/transfer)
     const pool = this.pool ??= new PieceBufferPool({ bufferBytes: meta.pieceSize, maxBuffers: Math.max(2, Math.min(DEFAULT_MAX_PENDING_WRITES + DEFAULT_PIPELINE_MAX_DEPTH, Math.floor(DEFAULT_POOL_BYTES / meta.pieceSize))) })
     this.ctx.fetchPieces(parent.peerId, parent.addrs, meta.taskId, indexes, {
-      signal: this.controller.signal,
+      signal: switched == null ? this.controller.signal : AbortSignal.any([this.controller.signal, switched]),
       rateLimit: this.request.rateLimit,
       expected: (i) => ({ length: pieceRange(i, meta.contentLength, meta.pieceSize).length, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') }),
       pool,
@@ -979,7 +998,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         }
       })
       .catch((err) => {
-        if (!this.controller.signal.aborted) {
+        if (switched?.aborted === true) {
+          this.log('left the requests held at %s, no longer our upstream', parent.peerId)
+        } else if (!this.controller.signal.aborted) {
           this.log('fetch from %s failed - %s', parent.peerId, err.message)
           this.parentFailed(parent)
         }

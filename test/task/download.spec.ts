@@ -621,5 +621,40 @@ describe('Download', () => {
       // it waited for the upstream a while first, but not for its held requests to run out
       expect(Date.now() - started).to.be.within(2_500, 6_000)
     })
+
+    it('when the tracker names another upstream, asks it at once for the pieces the old one still holds', async function () {
+      this.timeout(30_000)
+      const { ctx, taskId, asked } = pipelined()
+      // the tracker moves 'up' (slow: it holds every request) behind us after a few announces
+      let announces = 0
+      rewriteAnswers(ctx, (res) => {
+        announces++
+        const fast = { ...res, intervalMs: 200 }
+        return announces < 3 ? fast : { ...fast, upstream: 'next', parents: [...res.parents, { ...res.parents[1], peerId: 'next' }] }
+      })
+      const fetchPieces = ctx.fetchPieces
+      let heldAborted = 0
+      ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+        if (peer !== 'up') {
+          return fetchPieces(peer, addrs, id, indexes, options)
+        }
+        asked.push({ peer, indexes, waitMs: options.waitMs })
+        // held until the requests run out, as DONT_HAVE, unless the caller hangs up
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => { resolve(indexes.map((index): FetchResult => ({ index, status: 'dont-have' }))) }, 8_000)
+          options.signal?.addEventListener('abort', () => { clearTimeout(timer); heldAborted++; reject(options.signal?.reason) }, { once: true })
+        })
+      }
+      const started = Date.now()
+      const download = new Download(ctx, { taskId })
+      await download.done
+      const heldAtUp = asked.filter(a => a.peer === 'up').flatMap(a => a.indexes)
+      expect(heldAtUp).to.not.be.empty()
+      const fromNext = asked.filter(a => a.peer === 'next').flatMap(a => a.indexes)
+      expect(fromNext).to.include.members(heldAtUp)
+      expect(heldAborted).to.equal(asked.filter(a => a.peer === 'up').length)
+      // neither the held requests running out (8 s) nor the stall fallback (3 s) was waited for
+      expect(Date.now() - started).to.be.below(2_500)
+    })
   })
 })
