@@ -45,29 +45,58 @@ export const doctorCommand: CommandModule<object, Args> = {
   }
 }
 
+/** What the daemon said of itself; undefined fields when no daemon answered */
+interface DaemonView {
+  status?: any
+  peers: any[]
+}
+
 /**
  * Run every check; never throws for a failed check (it becomes a line)
  */
 export async function runDoctor (argv: Args): Promise<Check[]> {
-  const checks: Check[] = []
   const config = await nodeConfig(argv)
   const client = await controlClient(argv)
-
-  let status: any
-  let peers: any[] = []
+  const checks: Check[] = []
+  const daemon: DaemonView = { peers: [] }
   try {
-    status = await client.get('/status', { signal: AbortSignal.timeout(10_000) })
-    peers = await client.get('/peers', { signal: AbortSignal.timeout(10_000) })
-    checks.push({ level: 'ok', check: 'daemon', message: `running (pid ${status.pid}, peer id ${status.peerId}, swarm ${status.swarm})` })
+    daemon.status = await client.get('/status', { signal: AbortSignal.timeout(10_000) })
+    daemon.peers = await client.get('/peers', { signal: AbortSignal.timeout(10_000) })
+    checks.push({ level: 'ok', check: 'daemon', message: `running (pid ${daemon.status.pid}, peer id ${daemon.status.peerId}, swarm ${daemon.status.swarm})` })
   } catch (err: any) {
     checks.push({ level: 'fail', check: 'daemon', message: `no daemon answers on ${client.describe()}`, fix: 'start it with `damselfly daemon` (same --data-dir), or point doctor at it with --data-dir or --control' })
   }
+  const status = daemon.status
+  const swarm: SwarmView = {
+    name: status?.swarm ?? config.swarm.name,
+    keyFile: config.swarm.keyFile ?? status?.swarmKeyFile ?? null,
+    bootstrap: status?.bootstrap?.configured ?? config.swarm.bootstrap
+  }
+  checks.push(...await probeChecks(swarm, status))
+  if (status != null) {
+    checks.push(...lastDialChecks(status, checks))
+    checks.push(...stateChecks(daemon, swarm.name))
+    checks.push(...await downloadChecks(client))
+    checks.push(...trackerChecks(status))
+    checks.push(peerCountCheck(status, checks))
+  }
+  return checks
+}
 
-  const swarmName: string = status?.swarm ?? config.swarm.name
-  const keyFile: string | null = config.swarm.keyFile ?? status?.swarmKeyFile ?? null
-  const bootstrap: string[] = status?.bootstrap?.configured ?? config.swarm.bootstrap
-  const privateSwarm = keyFile != null
+/** The swarm the daemon is in (or the configuration names, when none answered) */
+interface SwarmView {
+  name: string
+  keyFile: string | null
+  bootstrap: string[]
+}
 
+/**
+ * Dial the daemon's listen addresses and the bootstrap addresses from a
+ * fresh node of a swarm of its own, with the same swarm key
+ */
+async function probeChecks (swarm: SwarmView, status: any): Promise<Check[]> {
+  const checks: Check[] = []
+  const privateSwarm = swarm.keyFile != null
   let probe: DamselflyNode | undefined
   const probeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-doctor-'))
   try {
@@ -78,28 +107,17 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
           listen: [],
           control: { listen: '', socket: false },
           // a swarm of its own, so the probe never shows up as a member of the real one
-          swarm: { name: `doctor-${process.pid}`, keyFile, bootstrap: [] },
+          swarm: { name: `doctor-${process.pid}`, keyFile: swarm.keyFile, bootstrap: [] },
           connections: { dialTimeout: PROBE_DIAL_TIMEOUT_MS }
         }
       })
     } catch (err: any) {
       checks.push({ level: 'fail', check: 'swarm key', message: err.message, fix: 'fix the swarm key file path or contents' })
     }
-
     if (probe != null && status != null) {
-      const addrs: string[] = status.addresses
-      if (addrs.length === 0) {
-        checks.push({ level: 'fail', check: 'listen', message: 'the daemon has no listen address', fix: 'give it one with --listen /ip4/0.0.0.0/tcp/4780' })
-      }
-      for (const a of addrs) {
-        const r = await probeDial(probe, a.includes('/p2p/') ? a : `${a}/p2p/${status.peerId}`, privateSwarm, swarmName)
-        checks.push(r.ok
-          ? { level: 'ok', check: `listen ${a}`, message: 'reachable: a fresh node dialled it and completed the handshake' }
-          : { level: 'fail', check: `listen ${a}`, message: `not reachable by a fresh node: ${r.cause}`, fix: r.fix })
-      }
+      checks.push(...await listenChecks(probe, status, privateSwarm, swarm.name))
     }
-
-    if (bootstrap.length === 0) {
+    if (swarm.bootstrap.length === 0) {
       checks.push({
         level: status != null && status.peers > 0 ? 'ok' : 'warn',
         check: 'bootstrap',
@@ -108,74 +126,100 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
       })
     }
     if (probe != null) {
-      for (const b of bootstrap) {
-        const r = await probeDial(probe, b, privateSwarm, swarmName)
-        if (!r.ok) {
-          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `[${r.class}] ${r.cause}`, fix: r.fix })
-        } else if (r.incompatible.length > 0) {
-          const i = r.incompatible[0]
-          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `[version] reachable, but it speaks /damselfly/${i.protocol}/${i.theirs} and this node /damselfly/${i.protocol}/${i.ours}`, fix: 'run the same major version of Damselfly on both' })
-        } else if (!r.sameSwarm) {
-          checks.push({ level: 'fail', check: `bootstrap ${b}`, message: `reachable, but it is not in swarm "${swarmName}" (it does not speak ${kadProtocol(swarmName)})`, fix: 'use the same --swarm name on both nodes' })
-        } else {
-          checks.push({ level: 'ok', check: `bootstrap ${b}`, message: 'reachable, same swarm and swarm key, compatible versions' })
-        }
+      for (const b of swarm.bootstrap) {
+        checks.push(bootstrapCheck(b, await probeDial(probe, b, privateSwarm, swarm.name), swarm.name))
       }
     }
   } finally {
     await probe?.stop().catch(() => {})
     await fs.rm(probeDir, { recursive: true, force: true })
   }
+  return checks
+}
 
-  if (status != null) {
-    const attempts: any[] = status.bootstrap?.attempts ?? []
-    for (const a of attempts.filter(x => x.ok === false && x.failure != null)) {
-      if (!checks.some(c => c.check === `bootstrap ${a.addr}` && c.level === 'fail')) {
-        checks.push({ level: 'warn', check: `daemon's last dial of ${a.addr}`, message: `[${a.failure.class}] ${a.failure.cause}`, fix: a.failure.fix })
-      }
-    }
-    const incompatible: any[] = status.incompatible ?? []
-    for (const i of incompatible) {
-      checks.push({ level: 'fail', check: `peer ${i.peerId}`, message: `incompatible: it speaks /damselfly/${i.protocol}/${i.theirs}, this node /damselfly/${i.protocol}/${i.ours}`, fix: 'upgrade the older node; nodes need the same major protocol version' })
-    }
-    const versions = new Map<string, number>()
-    for (const p of peers) {
-      const v = p.version ?? p.agent ?? 'unknown'
-      versions.set(v, (versions.get(v) ?? 0) + 1)
-    }
-    if (peers.length > 0) {
-      checks.push({ level: 'ok', check: 'peers by version', message: [...versions].map(([v, n]) => `${v}: ${n}`).join(', ') })
-    }
-    checks.push(status.dht.routingTable > 0
-      ? { level: 'ok', check: 'dht', message: `${status.dht.routingTable} peers in the routing table of ${kadProtocol(swarmName)}` }
-      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'dht', message: 'the DHT routing table is empty: provider lookups will find nothing', fix: 'connect the node to a swarm peer (bootstrap); peers must speak the same swarm DHT protocol' })
-    const provides = status.dht.provides
-    if (provides != null && provides.failed > 0) {
-      checks.push({ level: 'warn', check: 'dht provides', message: `${provides.failed} of ${provides.failed + provides.provided} provider records could not be sent: without a tracker, other nodes will not find those tasks here`, fix: 'the DHT needs peers of the same swarm; the daemon log says why each provide failed (DEBUG=damselfly:node)' })
-    }
-    checks.push(status.gossip.meshPeers > 0
-      ? { level: 'ok', check: 'gossip', message: `${status.gossip.meshPeers} mesh peers on ${status.gossip.topic}` }
-      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'gossip', message: `no gossip mesh peer on ${status.gossip.topic}`, fix: 'membership needs a connected swarm peer; the mesh forms about a second after connecting' })
-    checks.push(status.members > 0
-      ? { level: 'ok', check: 'members', message: `${status.members} live members heard` }
-      : { level: status.peers > 0 ? 'warn' : 'fail', check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
-
-    checks.push(...await downloadChecks(client))
-    checks.push(...trackerChecks(status))
-
-    if (status.peers > 0) {
-      checks.push({ level: 'ok', check: 'peer count', message: `${status.peers} connected swarm peers` })
-    } else {
-      const cause = checks.find(c => c.level === 'fail' && c.check.startsWith('bootstrap')) ?? checks.find(c => c.level !== 'ok' && c.check.startsWith('bootstrap'))
-      checks.push({
-        level: 'fail',
-        check: 'peer count',
-        message: `0 swarm peers${cause != null ? `: ${cause.message}` : ''}`,
-        fix: cause?.fix ?? 'give the node a reachable --bootstrap address of a running node'
-      })
-    }
+async function listenChecks (probe: DamselflyNode, status: any, privateSwarm: boolean, swarmName: string): Promise<Check[]> {
+  const addrs: string[] = status.addresses
+  if (addrs.length === 0) {
+    return [{ level: 'fail', check: 'listen', message: 'the daemon has no listen address', fix: 'give it one with --listen /ip4/0.0.0.0/tcp/4780' }]
+  }
+  const checks: Check[] = []
+  for (const a of addrs) {
+    const r = await probeDial(probe, a.includes('/p2p/') ? a : `${a}/p2p/${status.peerId}`, privateSwarm, swarmName)
+    checks.push(r.ok
+      ? { level: 'ok', check: `listen ${a}`, message: 'reachable: a fresh node dialled it and completed the handshake' }
+      : { level: 'fail', check: `listen ${a}`, message: `not reachable by a fresh node: ${r.cause}`, fix: r.fix })
   }
   return checks
+}
+
+function bootstrapCheck (addr: string, r: ProbeResult, swarmName: string): Check {
+  const check = `bootstrap ${addr}`
+  if (!r.ok) {
+    return { level: 'fail', check, message: `[${r.class}] ${r.cause}`, fix: r.fix }
+  }
+  if (r.incompatible.length > 0) {
+    const i = r.incompatible[0]
+    return { level: 'fail', check, message: `[version] reachable, but it speaks /damselfly/${i.protocol}/${i.theirs} and this node /damselfly/${i.protocol}/${i.ours}`, fix: 'run the same major version of Damselfly on both' }
+  }
+  if (!r.sameSwarm) {
+    return { level: 'fail', check, message: `reachable, but it is not in swarm "${swarmName}" (it does not speak ${kadProtocol(swarmName)})`, fix: 'use the same --swarm name on both nodes' }
+  }
+  return { level: 'ok', check, message: 'reachable, same swarm and swarm key, compatible versions' }
+}
+
+/** The daemon's own failed bootstrap dials that the probe did not already report as failing */
+function lastDialChecks (status: any, before: Check[]): Check[] {
+  const attempts: any[] = status.bootstrap?.attempts ?? []
+  return attempts
+    .filter(a => a.ok === false && a.failure != null)
+    .filter(a => !before.some(c => c.check === `bootstrap ${a.addr}` && c.level === 'fail'))
+    .map((a): Check => ({ level: 'warn', check: `daemon's last dial of ${a.addr}`, message: `[${a.failure.class}] ${a.failure.cause}`, fix: a.failure.fix }))
+}
+
+/** Incompatible peers, versions, DHT, provider records, gossip and members as the daemon sees them */
+function stateChecks ({ status, peers }: DaemonView, swarmName: string): Check[] {
+  const checks: Check[] = []
+  const incompatible: any[] = status.incompatible ?? []
+  for (const i of incompatible) {
+    checks.push({ level: 'fail', check: `peer ${i.peerId}`, message: `incompatible: it speaks /damselfly/${i.protocol}/${i.theirs}, this node /damselfly/${i.protocol}/${i.ours}`, fix: 'upgrade the older node; nodes need the same major protocol version' })
+  }
+  const versions = new Map<string, number>()
+  for (const p of peers) {
+    const v = p.version ?? p.agent ?? 'unknown'
+    versions.set(v, (versions.get(v) ?? 0) + 1)
+  }
+  if (peers.length > 0) {
+    checks.push({ level: 'ok', check: 'peers by version', message: [...versions].map(([v, n]) => `${v}: ${n}`).join(', ') })
+  }
+  const unlessPeers: CheckLevel = status.peers > 0 ? 'warn' : 'fail'
+  checks.push(status.dht.routingTable > 0
+    ? { level: 'ok', check: 'dht', message: `${status.dht.routingTable} peers in the routing table of ${kadProtocol(swarmName)}` }
+    : { level: unlessPeers, check: 'dht', message: 'the DHT routing table is empty: provider lookups will find nothing', fix: 'connect the node to a swarm peer (bootstrap); peers must speak the same swarm DHT protocol' })
+  const provides = status.dht.provides
+  if (provides != null && provides.failed > 0) {
+    checks.push({ level: 'warn', check: 'dht provides', message: `${provides.failed} of ${provides.failed + provides.provided} provider records could not be sent: without a tracker, other nodes will not find those tasks here`, fix: 'the DHT needs peers of the same swarm; the daemon log says why each provide failed (DEBUG=damselfly:node)' })
+  }
+  checks.push(status.gossip.meshPeers > 0
+    ? { level: 'ok', check: 'gossip', message: `${status.gossip.meshPeers} mesh peers on ${status.gossip.topic}` }
+    : { level: unlessPeers, check: 'gossip', message: `no gossip mesh peer on ${status.gossip.topic}`, fix: 'membership needs a connected swarm peer; the mesh forms about a second after connecting' })
+  checks.push(status.members > 0
+    ? { level: 'ok', check: 'members', message: `${status.members} live members heard` }
+    : { level: unlessPeers, check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
+  return checks
+}
+
+/** The peer count, and with none, the likeliest cause among the checks before */
+function peerCountCheck (status: any, before: Check[]): Check {
+  if (status.peers > 0) {
+    return { level: 'ok', check: 'peer count', message: `${status.peers} connected swarm peers` }
+  }
+  const cause = before.find(c => c.level === 'fail' && c.check.startsWith('bootstrap')) ?? before.find(c => c.level !== 'ok' && c.check.startsWith('bootstrap'))
+  return {
+    level: 'fail',
+    check: 'peer count',
+    message: `0 swarm peers${cause != null ? `: ${cause.message}` : ''}`,
+    fix: cause?.fix ?? 'give the node a reachable --bootstrap address of a running node'
+  }
 }
 
 /** Fewest tracker requests before their failure share means anything */
