@@ -294,7 +294,7 @@ export class NetnsCluster implements Cluster {
    * Create the lab (origin + `peers` hosts at `rateMbit`) and start the origin in it
    */
   static async start (file: string, peers: number, rateMbit: number, tag: number, resources: Resources, guard: Guard, slow?: { peer: number, rateMbit: number }): Promise<NetnsCluster> {
-    const lab = new NetnsLab(peers, rateMbit, tag, undefined, slow)
+    const lab = new NetnsLab(peers, rateMbit, tag, { slow })
     guard.addLab(lab)
     lab.create()
     const origin = await WorkerOrigin.start(file, lab.origin.ip, NETNS_ORIGIN_PORT, lab.origin.ns, resources, guard)

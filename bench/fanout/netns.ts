@@ -129,25 +129,27 @@ export class NetnsLab {
   private readonly bridge: string
   private readonly created: { namespaces: string[], bridge: boolean } = { namespaces: [], bridge: false }
 
-  /**
-   * @param peers - peer hosts besides the origin
-   * @param rateMbit - tbf rate of every link in each direction, Mbit/s
-   * @param tag - distinguishes labs of one process (e.g. the scenario number)
-   */
-  /**
-   * @param sysctls - `key=value` settings applied in every namespace, e.g.
-   * net.ipv4.tcp_notsent_lowat=131072 (default: BENCH_NETNS_SYSCTL, comma-separated)
-   */
+  /** `key=value` settings applied in every namespace */
   private readonly sysctls: string[]
 
   /** one peer (index into `peers`) capped at a lower rate, both ways */
   public readonly slow?: { peer: number, rateMbit: number }
 
-  constructor (peers: number, rateMbit: number, tag: number, sysctls: string[] = (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== ''), slow?: { peer: number, rateMbit: number }) {
+  /**
+   * @param peers - peer hosts besides the origin
+   * @param rateMbit - tbf rate of every link in each direction, Mbit/s
+   * @param tag - distinguishes labs of one process (e.g. the scenario number)
+   * @param options - what differs from the plain lab
+   * @param options.sysctls - e.g. net.ipv4.tcp_notsent_lowat=131072 (default: BENCH_NETNS_SYSCTL, comma-separated)
+   * @param options.slow - one peer capped at a lower rate
+   * @param options.slow.peer - its index into `peers`
+   * @param options.slow.rateMbit - its rate in each direction, Mbit/s
+   */
+  constructor (peers: number, rateMbit: number, tag: number, options: { sysctls?: string[], slow?: { peer: number, rateMbit: number } } = {}) {
     const pid = process.pid
     this.rateMbit = rateMbit
-    this.slow = slow
-    this.sysctls = sysctls
+    this.slow = options.slow
+    this.sysctls = options.sysctls ?? (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== '')
     this.bridge = `df${pid}br`
     const host = (i: number, name: string, ip: number): LabHost => ({
       ns: `dfly-${pid}-${tag}-${name}`,
