@@ -71,6 +71,7 @@ interface Options {
   failureLogDir: string
   extraArgs: string[]
   nodeOptions: string
+  warmUp: boolean
   timeoutS?: number
   /** loopback: serve the file from origin-worker.ts (logs every request) instead of src/cli/demo/origin.ts */
   workerOrigin: boolean
@@ -154,6 +155,7 @@ function options (args: Args): Options {
     failureLogDir: path.join(results, `fanout-failed-${stamp}`),
     extraArgs: stringFlag(args, 'daemon-args', '').split(/\s+/).filter(Boolean),
     nodeOptions: stringFlag(args, 'daemon-node-options', ''),
+    warmUp: boolFlag(args, 'warm-up'),
     timeoutS: timeout == null ? undefined : intFlag(args, 'fanout-timeout', 600),
     waitIdleS: intFlag(args, 'wait-idle', 0, 0),
     workerOrigin: boolFlag(args, 'log-origin'),
@@ -245,6 +247,7 @@ async function measureSwarm (r: number, runs: number, s: Scenario, cluster: Clus
       debug: o.debug,
       extraArgs: o.extraArgs,
       nodeOptions: o.nodeOptions,
+      warmUp: o.warmUp,
       originLinkTx: netns == null ? undefined : () => netns.originLinkTx(),
       peerLinksRx: netns == null ? undefined : () => netns.peerLinksRx(),
       onProgress: line => { progress(`  ${line}`) }
@@ -514,6 +517,7 @@ export const fanoutBench: Bench = {
     { name: 'log-origin', describe: 'fanout: loopback serves the file from bench/fanout/origin-worker (logs each origin request into the JSON; netns always does) instead of src/cli/demo/origin.ts', boolean: true },
     { name: 'wait-idle', describe: `fanout: before each measurement wait up to this many seconds until other processes use < ${IDLE_MAX_CORES} cores (0)` },
     { name: 'daemon-node-options', describe: 'fanout: NODE_OPTIONS for the daemons, e.g. --daemon-node-options="--import /abs/profiler.mjs" (--cpu-prof is not allowed there)' },
+    { name: 'warm-up', describe: 'fanout: before each measured run the swarm fetches the file once under another URL, unmeasured: daemons that have served a pull before (their code compiled), as long-running ones have', boolean: true },
     { name: 'fanout-timeout', describe: 'fanout: seconds one fan-out may take (loopback 600; netns max(300, 10 × S/B + 120))' }
   ],
   run

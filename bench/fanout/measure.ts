@@ -154,6 +154,12 @@ export interface RunOptions extends DaemonOptions {
   sha256: string
   /** give up on a download after this long */
   timeoutMs: number
+  /**
+   * Before the measured task, let the swarm fetch the same file once under
+   * another URL (another task), unmeasured: daemons that have served a pull
+   * before, as long-running ones have, with their code compiled
+   */
+  warmUp?: boolean
   /** progress sample interval, ms */
   sampleMs: number
   /** the run's scratch directory (data dirs, exported copies) */
@@ -296,6 +302,15 @@ async function follow (cluster: Cluster, peers: Peer[], taskId: string, t0: numb
   }
 }
 
+/** One unmeasured fan-out of the file under another URL; throws when it fails */
+async function warmUp (cluster: Cluster, peers: Peer[], o: RunOptions): Promise<void> {
+  const t0 = Date.now()
+  const url = `${cluster.originUrl}?warm-up`
+  const ids = await Promise.all(peers.map(async p => (await p.client.post('/tasks', { url })).taskId as string))
+  await follow(cluster, peers, ids[0], t0, await cluster.originSent(), { ...o, onProgress: undefined })
+  o.onProgress?.(`warm-up: every node fetched the file once in ${((Date.now() - t0) / 1000).toFixed(1)} s (not measured)`)
+}
+
 /** Wait until the daemons together use at most SETTLE_CORES_PER_NODE cores each over one window; resolves to the seconds waited */
 async function settle (pids: number[]): Promise<number> {
   const started = Date.now()
@@ -322,6 +337,9 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await waitMembership(peers)
     const membershipS = (Date.now() - joinStarted) / 1000
     const pids = await Promise.all(peers.map(async p => (await getStatus(p)).pid as number))
+    if (o.warmUp === true) {
+      await warmUp(cluster, peers, o)
+    }
     const settleS = await settle(pids)
     const idle0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
     await sleep(IDLE_WINDOW_MS)

@@ -45,7 +45,8 @@ export async function startOrigin (file: string, options: OriginOptions = {}): P
   const server = http.createServer((req, res) => {
     requests++
     const t0 = Date.now()
-    if (req.url !== `/${name}`) {
+    // the query is ignored: one file may be fetched as several tasks (URLs)
+    if (req.url?.split('?')[0] !== `/${name}`) {
       res.writeHead(404).end()
       return
     }
