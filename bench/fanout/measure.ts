@@ -364,6 +364,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const { timeline, last } = await follow(cluster, peers, taskId, t0, egress0, o)
 
     const seconds = (Date.now() - t0) / 1000
+    o.onProgress?.(`all ${o.nodes} copies done in ${seconds.toFixed(1)} s; checking every copy's sha256`)
     const egress = (await cluster.originSent()) - egress0
     const originLinkTx = link0 == null ? undefined : o.originLinkTx!() - link0
     const cpu1 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
