@@ -354,6 +354,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const own0 = helpers.map(pid => procCpuSeconds(pid) ?? 0)
     const self0 = process.cpuUsage()
     const machine0 = machineBusySeconds()
+    o.onProgress?.(`the swarm formed in ${membershipS.toFixed(1)} s and settled in ${settleS.toFixed(1)} s; every node asks for the file now`)
     const t0 = Date.now()
     const ids = await Promise.all(peers.map(async p => (await p.client.post('/tasks', { url: cluster.originUrl })).taskId as string))
     if (new Set(ids).size !== 1) {
