@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_DIRECT_BLOB_MAX_BYTES } from '../proxy/constants.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS } from '../storage/gc.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 
@@ -59,6 +60,35 @@ export function parseByteSize (s: string): number | undefined {
   }
   return Math.round(Number(m[1]) * unit)
 }
+
+/**
+ * The store's quota: a byte count (a number or e.g. 50GiB), or a share of the
+ * data directory's file system written `NN%`
+ */
+const quota = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') {
+    return v
+  }
+  const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v)
+  if (pct != null && Number(pct[1]) <= 100) {
+    return `${Number(pct[1])}%`
+  }
+  const n = pct == null ? parseByteSize(v) : undefined
+  if (n == null) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a quota; use a size such as 50GiB, a share of the disk such as 80%, or 0 for none` })
+    return z.NEVER
+  }
+  return n
+})
+
+export const storageSchema = z.strictObject({
+  /** Most bytes the store's tasks may hold (a size, or a share of the data directory's disk such as 80%); above it GC removes the least recently used tasks not in use until they hold 75 % of it; 0 = no quota. Default: '80%' */
+  quota: quota.default(DEFAULT_STORAGE_QUOTA),
+  /** A task not written, read or exported for this long is removed, in ms; 0 = never. Default: 2592000000 (30 days) */
+  taskTtl: z.number().int().min(0).default(DEFAULT_TASK_TTL_MS),
+  /** How often GC of the store runs, in ms (and soon after each download); 0 = never. Default: 900000 */
+  gcInterval: z.number().int().min(0).default(DEFAULT_GC_INTERVAL_MS)
+})
 
 export const swarmSchema = z.strictObject({
   /** Swarm name: part of the DHT protocol id and the gossip topics. Default: 'default' */
@@ -147,6 +177,7 @@ export const configSchema = z.strictObject({
   control: controlSchema.default(controlSchema.parse({})),
   connections: connectionsSchema.default(connectionsSchema.parse({})),
   transfer: transferSchema.default(transferSchema.parse({})),
+  storage: storageSchema.default(storageSchema.parse({})),
   proxy: proxySchema.default(proxySchema.parse({}))
 })
 

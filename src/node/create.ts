@@ -165,6 +165,9 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
         uploadSlots: config.transfer.uploadSlots,
         uploadRate: config.transfer.uploadRate,
         downloadRate: config.transfer.downloadRate,
+        storageQuota: config.storage.quota,
+        taskTtl: config.storage.taskTtl,
+        gcInterval: config.storage.gcInterval,
         ...options.service
       })
     }

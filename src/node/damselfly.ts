@@ -1,10 +1,11 @@
+import fs from 'node:fs/promises'
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { createDefaultSources } from '../source/index.ts'
-import { FsPieceStore } from '../storage/index.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, resolveQuota } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
 import { normaliseDigest } from '../task/digest.ts'
 import { Engine } from '../task/engine.ts'
@@ -21,7 +22,7 @@ import { DEFAULT_PROVIDE_QUIET_MS, DeferredProvides } from './provides.ts'
 import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
 import type { DeferredProvidesStats } from './provides.ts'
 import type { TrackerHandle } from './tracker-port.ts'
-import type { TaskMetadata } from '../storage/index.ts'
+import type { StoreGcStats, TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
 import type { Download, DownloadProgress } from '../task/download.ts'
 import type { EngineStats } from '../task/engine.ts'
@@ -128,6 +129,27 @@ export interface DamselflyInit {
    */
   provideQuietMs?: number
   /**
+   * Most bytes the piece store's tasks may hold: a byte count, or a share of
+   * the data directory's file system such as '80%'; 0: no quota. Above it,
+   * GC removes the least recently used tasks not in use until they hold 75 %
+   * of it. Only the store's own bytes count.
+   *
+   * @default '80%'
+   */
+  storageQuota?: number | string
+  /**
+   * A task not written, read or exported for this long is removed, ms; 0: never
+   *
+   * @default 30 days
+   */
+  taskTtl?: number
+  /**
+   * How often GC of the piece store runs, ms (also soon after each download); 0: never
+   *
+   * @default 900000
+   */
+  gcInterval?: number
+  /**
    * Override protocol versions (tests of version mismatch only)
    */
   protocolVersions?: Partial<Record<'piece' | 'tracker', string>>
@@ -175,7 +197,22 @@ export interface NodeStatus {
   tracker: ReturnType<TrackerHandle['stats']>
   /** tasks this node holds the tracker role for */
   trackedTasks: ReturnType<TrackerHandle['tasks']>
-  store: { tasks: number, bytesStored: number }
+  /** the store's tasks and bytes, and what its GC removed (none before the node started) */
+  store: { tasks: number, bytesStored: number, gc?: StoreGcStats }
+}
+
+interface GcInit {
+  quota: number | string
+  ttlMs: number
+  intervalMs: number
+}
+
+function gcInit (init: DamselflyInit): GcInit {
+  return {
+    quota: init.storageQuota ?? DEFAULT_STORAGE_QUOTA,
+    ttlMs: init.taskTtl ?? DEFAULT_TASK_TTL_MS,
+    intervalMs: init.gcInterval ?? DEFAULT_GC_INTERVAL_MS
+  }
 }
 
 export interface GetRequest {
@@ -219,13 +256,15 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   public readonly engine: Engine
   private readonly provides: DeferredProvides
   private readonly components: DamselflyComponents
-  private readonly init: Required<Omit<DamselflyInit, 'protocolVersions'>>
+  private readonly init: Required<Omit<DamselflyInit, 'protocolVersions' | 'storageQuota' | 'taskTtl' | 'gcInterval'>> & { gc: GcInit }
   private readonly log: Logger
   private readonly kadProtocolId: string
   private startedAt = 0
   /** peer → the addresses last merged into the peer store for it (addPeerAddrs) */
   private readonly mergedAddrs = new Map<string, string>()
   private started = false
+  /** removes unused tasks from the store (created at start, when the quota can be resolved against the disk) */
+  private gc?: StoreGc
   /** puts back the peer store's own merge (see coalesceProtocolMerges) */
   private restoreMerge?: () => void
 
@@ -249,7 +288,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
       uploadRate: init.uploadRate ?? 0,
       downloadRate: init.downloadRate ?? 0,
-      provideQuietMs: init.provideQuietMs ?? DEFAULT_PROVIDE_QUIET_MS
+      provideQuietMs: init.provideQuietMs ?? DEFAULT_PROVIDE_QUIET_MS,
+      gc: gcInit(init)
     }
     this.swarmName = this.init.swarm
     this.log = components.logger.forComponent('damselfly:node')
@@ -324,6 +364,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       },
       provide: async (taskId) => {
         this.provides.add(taskId)
+        // the store grew: over its quota, make room now rather than at the next interval
+        this.gc?.soon()
       },
       findProviders: async (taskId, options) => {
         const found: string[] = []
@@ -402,6 +444,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     }
     this.startedAt = Date.now()
     await this.store.open()
+    this.gc = await this.createGc()
     await this.transfer.start()
     await this.tracker.start()
     // a stream per piece request and tracker call: skip libp2p's per-stream peer store merge when it changes nothing
@@ -411,6 +454,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 
   afterStart (): void {
     this.swarm.start()
+    this.gc?.start()
     if (this.init.dialDiscovered) {
       this.components.events.addEventListener('peer:discovery', this.onDiscovery)
     }
@@ -425,6 +469,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   async beforeStop (): Promise<void> {
     this.components.events.removeEventListener('peer:discovery', this.onDiscovery)
     this.provides.stop()
+    this.gc?.stop()
     await this.engine.stop()
     this.swarm.stop()
   }
@@ -541,8 +586,30 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       downloads: engine.downloads,
       tracker: this.tracker.stats(),
       trackedTasks: this.tracker.tasks(),
-      store: this.store.stats()
+      store: { ...this.store.stats(), gc: this.gc?.stats() }
     }
+  }
+
+  private async createGc (): Promise<StoreGc> {
+    let fsBytes = 0
+    if (typeof this.init.gc.quota === 'string') {
+      const st = await fs.statfs(this.init.dataDir)
+      fsBytes = st.blocks * st.bsize
+    }
+    return new StoreGc({
+      usage: () => this.store.usage(),
+      downloading: (taskId) => {
+        const d = this.engine.get(taskId)
+        return d != null && (d.state === 'pending' || d.state === 'running')
+      },
+      remove: async (taskId) => {
+        this.engine.forget(taskId)
+        await this.store.delete(taskId)
+      },
+      policy: { quotaBytes: resolveQuota(this.init.gc.quota, fsBytes), ttlMs: this.init.gc.ttlMs },
+      intervalMs: this.init.gc.intervalMs,
+      logger: this.components.logger
+    })
   }
 
   /**

@@ -25,6 +25,7 @@ import { fsyncDir, isDiskFull, randomSuffix, readAll, writeAll, writeFileAtomic 
 import { Journal, readJournal } from './journal.ts'
 import { TASK_STATES, encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
 import { PieceWaiters } from './piece-waiters.ts'
+import type { GcCandidate } from './gc.ts'
 import type { ExportOptions, FsPieceStoreInit, ImportOptions, PieceStore, PutOptions, StoreStats, TaskInit, TaskMetadata, TaskState } from './index.ts'
 import type { PieceWaitOptions } from './piece-waiters.ts'
 import type { PieceRange } from '../task/piece-size.ts'
@@ -104,6 +105,12 @@ interface TaskEntry {
    * The last metadata write; writes are chained so the newest state wins
    */
   metadataWrite: Promise<void>
+
+  /**
+   * When a piece was last written or read, or the task exported (epoch ms;
+   * after a restart, when its files were last written): what GC orders by
+   */
+  lastUsedAt: number
 }
 
 /**
@@ -528,6 +535,19 @@ export class FsPieceStore implements PieceStore {
     return { tasks: this.tasks.size, bytesStored: this.bytesStored }
   }
 
+  /**
+   * Every task with the bytes of its verified pieces, its last use, and
+   * whether an operation on it (a write, read or export) is in progress
+   */
+  usage (): GcCandidate[] {
+    return [...this.tasks.values()].map(e => ({
+      taskId: e.task.taskId,
+      bytes: e.bytesPresent,
+      lastUsedAt: e.lastUsedAt,
+      inUse: e.ops.size > 0 || e.writing.size > 0 || (e.reader?.users ?? 0) > 0
+    }))
+  }
+
   private async loadTask (taskId: string): Promise<void> {
     const dir = path.join(this.tasksDir, taskId)
     let file
@@ -556,7 +576,8 @@ export class FsPieceStore implements PieceStore {
       }
     }
 
-    const dataSize = await fs.stat(path.join(dir, DATA_FILE)).then(s => s.size, () => -1)
+    const dataStat = await fs.stat(path.join(dir, DATA_FILE)).catch(() => undefined)
+    const dataSize = dataStat == null ? -1 : dataStat.size
 
     if (dataSize !== file.task.contentLength) {
       this.log.error('task %s: data file is %d bytes, expected %d - removing the task', taskId, dataSize, file.task.contentLength)
@@ -589,6 +610,7 @@ export class FsPieceStore implements PieceStore {
     }
 
     countPresent(entry)
+    entry.lastUsedAt = await lastWrittenAt(dir, task.createdAt)
 
     if (!file.clean || records.length > 0) {
       await this.recover(entry)
@@ -672,6 +694,7 @@ export class FsPieceStore implements PieceStore {
 
   private async putPiece (entry: TaskEntry, index: number, bytes: Uint8Array, options: PutOptions): Promise<void> {
     const { task } = entry
+    entry.lastUsedAt = Date.now()
     const range = pieceRange(index, task.contentLength, task.pieceSize)
 
     if (!(bytes instanceof Uint8Array) || bytes.byteLength !== range.length) {
@@ -755,6 +778,7 @@ export class FsPieceStore implements PieceStore {
 
   private async readPiece (entry: TaskEntry, index: number, options: AbortOptions): Promise<Uint8Array> {
     const { task } = entry
+    entry.lastUsedAt = Date.now()
     const range = pieceRange(index, task.contentLength, task.pieceSize)
 
     if (!bitIsSet(entry.have, index)) {
@@ -836,6 +860,7 @@ export class FsPieceStore implements PieceStore {
 
   private async exportTask (entry: TaskEntry, dest: string, options: ExportOptions): Promise<void> {
     const { task } = entry
+    entry.lastUsedAt = Date.now()
 
     if (entry.present !== task.pieceCount) {
       throw new TaskIncompleteError(`Task ${task.taskId} has ${entry.present} of ${task.pieceCount} pieces - wait for the download to finish before exporting`)
@@ -1220,8 +1245,16 @@ function newEntry (task: TaskMetadata, dir: string, have: Uint8Array, clean: boo
     writing: new Map(),
     dataWrite: Promise.resolve(),
     ops: new Set(),
-    metadataWrite: Promise.resolve()
+    metadataWrite: Promise.resolve(),
+    lastUsedAt: Date.now()
   }
+}
+
+/** When a task's files were last written (what stands for its last use after a restart; its creation when none can be read) */
+async function lastWrittenAt (dir: string, createdAt: number): Promise<number> {
+  const mtimes = await Promise.all([DATA_FILE, METADATA_FILE, JOURNAL_FILE].map(async f => fs.stat(path.join(dir, f)).then(s => s.mtimeMs, () => 0)))
+  const last = Math.max(...mtimes)
+  return last > 0 ? last : createdAt
 }
 
 function countPresent (entry: TaskEntry): void {

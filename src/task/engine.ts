@@ -155,6 +155,22 @@ export class Engine {
   }
 
   /**
+   * Stop offering a task (it is about to leave the store): no more seed
+   * announces, and its tracker hears we left
+   */
+  forget (taskId: string): void {
+    const seed = this.seeds.get(taskId)
+    if (seed == null) {
+      return
+    }
+    clearTimeout(seed.timer)
+    this.seeds.delete(taskId)
+    if (seed.tracker != null) {
+      this.init.tracker.leave(seed.tracker, taskId).catch(() => {})
+    }
+  }
+
+  /**
    * Announce every seed now: after a membership change a task may have a
    * new tracker, which knows nothing of us until we tell it
    */

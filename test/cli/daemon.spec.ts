@@ -170,6 +170,41 @@ describe('daemon and CLI', function () {
     const env = await runCli(['daemon', '--data-dir', tmp], { env: { DAMSELFLY_SUPERNODE: 'maybe' } })
     expect(env.code).to.equal(2)
     expect(env.stderr).to.include('DAMSELFLY_SUPERNODE')
+
+    const quota = await runCli(['daemon', '--data-dir', tmp, '--storage-quota', '150%'])
+    expect(quota.code).to.equal(2)
+    expect(quota.stderr).to.include('storage.quota').and.include('80%')
+  })
+
+  it('over its storage quota, removes the least recently used tasks at start; status counts them', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-daemon-'))
+    const ids: string[] = []
+    for (const name of ['old.bin', 'older.bin', 'new.bin']) {
+      const file = path.join(tmp, name)
+      await fs.writeFile(file, Buffer.alloc(300_000, name))
+      const r = await runCli(['import', file, '--data-dir', dataDir, '--json'])
+      expect(r.code).to.equal(0, r.stderr)
+      ids.push(JSON.parse(r.stdout).taskId)
+    }
+    // written one and two hours ago (the files are what a restarted store goes by)
+    for (const [i, hours] of [[0, 1], [1, 2]]) {
+      const when = new Date(Date.now() - hours * 3600_000)
+      const dir = path.join(dataDir, 'tasks', ids[i])
+      for (const f of await fs.readdir(dir)) {
+        await fs.utimes(path.join(dir, f), when, when)
+      }
+    }
+    // 900,000 bytes held, quota 700,000: down to 525,000 takes the two old ones, oldest first
+    const d = await startDaemon(['--storage-quota', '700000'], { dataDir })
+    daemons.push(d)
+    await waitFor(async () => (await statusOf(d)).store.gc?.runs > 0, 20_000, 'a GC run')
+    const s = await statusOf(d)
+    expect(s.store).to.deep.include({ tasks: 1, bytesStored: 300_000 })
+    expect(s.store.gc).to.include({ quotaBytes: 700_000, evicted: 2, evictedBytes: 600_000, overQuota: false })
+    await expect(fs.stat(path.join(dataDir, 'tasks', ids[0]))).to.eventually.be.rejected.with.property('code', 'ENOENT')
+    expect((await fs.stat(path.join(dataDir, 'tasks', ids[2]))).isDirectory()).to.equal(true)
+    const human = await runCli(['status', '--data-dir', dataDir])
+    expect(human.stdout).to.match(/quota 683\.6 KiB.*GC removed 2 tasks \(585\.9 KiB\)/)
   })
 
   it('survives peers that drop mid-handshake and a dial flood; the count stays right', async () => {

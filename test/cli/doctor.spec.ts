@@ -1,5 +1,5 @@
 import { expect } from 'aegir/chai'
-import { trackerChecks } from '../../src/cli/commands/doctor.ts'
+import { storeChecks, trackerChecks } from '../../src/cli/commands/doctor.ts'
 
 describe('doctor: tracker requests', () => {
   const status = (attempts: number, failures: Record<string, number>): any => ({ tracker: { client: { attempts, failures } } })
@@ -20,5 +20,24 @@ describe('doctor: tracker requests', () => {
     const [check] = trackerChecks(status(100, { timeout: 10, error: 5 }))
     expect(check.level).to.equal('ok')
     expect(check.message).to.equal('85 of 100 answered')
+  })
+})
+
+describe('doctor: piece store', () => {
+  const gc = { quotaBytes: 1000, overQuota: false }
+
+  it('says nothing while the store is within its quota and GC works (or before the node started)', () => {
+    expect(storeChecks({ store: { bytesStored: 900, gc } })).to.deep.equal([])
+    expect(storeChecks({ store: { bytesStored: 900 } })).to.deep.equal([])
+  })
+
+  it('warns when the store is over its quota and when GC could not remove a task, saying what to do', () => {
+    const [over] = storeChecks({ store: { bytesStored: 1500, gc: { ...gc, overQuota: true } } })
+    expect(over).to.include({ level: 'warn', check: 'store' })
+    expect(over.message).to.include('1500').and.include('1000')
+    expect(over.fix).to.include('--storage-quota')
+    const [failed] = storeChecks({ store: { bytesStored: 900, gc: { ...gc, lastError: 'could not remove task ab: EACCES' } } })
+    expect(failed).to.include({ level: 'warn', check: 'store GC' })
+    expect(failed.message).to.include('EACCES')
   })
 })

@@ -78,6 +78,7 @@ export async function runDoctor (argv: Args): Promise<Check[]> {
     checks.push(...stateChecks(daemon, swarm.name))
     checks.push(...await downloadChecks(client))
     checks.push(...trackerChecks(status))
+    checks.push(...storeChecks(status))
     checks.push(peerCountCheck(status, checks))
   }
   return checks
@@ -205,6 +206,22 @@ function stateChecks ({ status, peers }: DaemonView, swarmName: string): Check[]
   checks.push(status.members > 0
     ? { level: 'ok', check: 'members', message: `${status.members} live members heard` }
     : { level: unlessPeers, check: 'members', message: 'no member heartbeat heard', fix: 'wait a few heartbeats after joining; check that peers use the same --swarm name' })
+  return checks
+}
+
+/** The piece store against its quota, and GC's last failure */
+export function storeChecks (status: { store?: { bytesStored: number, gc?: { quotaBytes: number, overQuota: boolean, lastError?: string } } }): Check[] {
+  const gc = status.store?.gc
+  if (gc == null) {
+    return []
+  }
+  const checks: Check[] = []
+  if (gc.overQuota) {
+    checks.push({ level: 'warn', check: 'store', message: `holds ${status.store!.bytesStored} bytes, over its quota of ${gc.quotaBytes}: the rest is being downloaded or was used in the last 5 minutes`, fix: 'raise --storage-quota (config storage.quota), or wait: GC runs again every --gc-interval' })
+  }
+  if (gc.lastError != null) {
+    checks.push({ level: 'warn', check: 'store GC', message: gc.lastError, fix: 'check the data directory\'s permissions and disk; the daemon log has the error (DEBUG=damselfly:storage:gc)' })
+  }
   return checks
 }
 

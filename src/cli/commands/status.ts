@@ -1,4 +1,5 @@
 import { controlClient, formatBytes, formatDuration, print, printJson, withClientOptions } from '../common.ts'
+import type { StoreGcStats } from '../../storage/index.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
 
@@ -23,7 +24,8 @@ export const statusCommand: CommandModule<object, Args> = {
     print(`tracker      ${s.supernode.mode} (${s.supernode.eligible === true ? 'eligible' : 'not eligible'}); tracker for ${s.trackedTasks.length} tasks, ${s.tracker.registrations} registrations, ${s.tracker.redirects} redirects`)
     print(`bytes        ${formatBytes(s.bytes.fromPeers)} from peers, ${formatBytes(s.bytes.fromOrigin)} from origins, ${formatBytes(s.bytes.uploaded)} uploaded`)
     print(`pieces       ${s.transfer.piecesDownloaded} fetched from peers (${s.transfer.badPieces} failed verification), ${s.transfer.piecesUploaded} served; ${s.transfer.busyAnswers} requests answered busy (every upload slot taken)`)
-    print(`downloads    ${s.downloads.running} running, ${s.downloads.succeeded} done, ${s.downloads.failed} failed; store: ${s.store.tasks} tasks, ${formatBytes(s.store.bytesStored)}`)
+    print(`downloads    ${s.downloads.running} running, ${s.downloads.succeeded} done, ${s.downloads.failed} failed`)
+    print(`store        ${s.store.tasks} tasks, ${formatBytes(s.store.bytesStored)}${storeGcLine(s.store.gc)}`)
     const provides = s.dht.provides
     print(`dht          ${s.dht.routingTable} peers in the routing table${provides == null ? '' : `; provider records: ${provides.provided} sent, ${provides.waiting} waiting for the node to be quiet, ${provides.failed} failed`}`)
     print(`gossip       ${s.gossip.meshPeers} mesh peers, ${s.gossip.topicPeers} on ${s.gossip.topic}`)
@@ -46,4 +48,13 @@ export const statusCommand: CommandModule<object, Args> = {
       print('No swarm peer. Run `damselfly doctor` to find out why.')
     }
   }
+}
+
+/** The store's quota and what GC removed, for the status line */
+function storeGcLine (gc: StoreGcStats | undefined): string {
+  if (gc == null) {
+    return ''
+  }
+  const quota = gc.quotaBytes > 0 ? `quota ${formatBytes(gc.quotaBytes)}${gc.overQuota ? ' (over it: the rest is in use)' : ''}` : 'no quota'
+  return `; ${quota}; GC removed ${gc.evicted} tasks (${formatBytes(gc.evictedBytes)})${gc.lastError != null ? `; last error: ${gc.lastError}` : ''}`
 }

@@ -1,0 +1,211 @@
+/**
+ * Garbage collection of the piece store: tasks unused for longer than a TTL
+ * go, and when the store's own bytes exceed its quota the least recently used
+ * tasks go until it is back under a low watermark. Only our own bytes count
+ * against the quota (a disk filled by other files does not make us drop the
+ * cache), a task in use is never removed, and the policy is a pure function
+ * so it is tested on its own.
+ */
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+
+/** Evict down to this share of the quota once it is exceeded (Dragonfly: from 80 % of the disk to 60 %) */
+export const GC_LOW_WATERMARK = 0.75
+
+/** A task used this recently is kept whatever its age or the quota: a reader may be between two pieces */
+export const GC_MIN_IDLE_MS = 5 * 60_000
+
+/** How often GC runs by default (the Dragonfly client's interval) */
+export const DEFAULT_GC_INTERVAL_MS = 15 * 60_000
+
+/** Default TTL of an unused task (the Dragonfly client's task TTL) */
+export const DEFAULT_TASK_TTL_MS = 30 * 24 * 3600_000
+
+/** Default quota: this share of the data directory's file system */
+export const DEFAULT_STORAGE_QUOTA = '80%'
+
+export interface GcCandidate {
+  taskId: string
+  /** bytes of its verified pieces */
+  bytes: number
+  /** when it was last written, read or exported (epoch ms) */
+  lastUsedAt: number
+  /** a download runs for it, or an operation on it is in progress */
+  inUse: boolean
+}
+
+export interface GcPolicy {
+  /** most bytes the store's tasks may hold; 0: no quota */
+  quotaBytes: number
+  /** remove tasks unused for this long; 0: never */
+  ttlMs: number
+  /** @default GC_LOW_WATERMARK */
+  lowWatermark?: number
+  /** @default GC_MIN_IDLE_MS */
+  minIdleMs?: number
+}
+
+export interface Eviction {
+  taskId: string
+  bytes: number
+  reason: 'ttl' | 'quota'
+}
+
+/**
+ * The tasks to remove, in order: every idle task past its TTL, then, while
+ * the rest exceed the quota, the least recently used idle tasks until they
+ * fit under the low watermark of it
+ */
+export function chooseEvictions (tasks: GcCandidate[], policy: GcPolicy, now: number): Eviction[] {
+  const minIdleMs = policy.minIdleMs ?? GC_MIN_IDLE_MS
+  const evictable = (t: GcCandidate): boolean => !t.inUse && now - t.lastUsedAt >= minIdleMs
+  const out: Eviction[] = []
+  let total = tasks.reduce((a, t) => a + t.bytes, 0)
+  const kept: GcCandidate[] = []
+  for (const t of tasks) {
+    if (policy.ttlMs > 0 && evictable(t) && now - t.lastUsedAt >= policy.ttlMs) {
+      out.push({ taskId: t.taskId, bytes: t.bytes, reason: 'ttl' })
+      total -= t.bytes
+    } else {
+      kept.push(t)
+    }
+  }
+  if (policy.quotaBytes <= 0 || total <= policy.quotaBytes) {
+    return out
+  }
+  const target = (policy.lowWatermark ?? GC_LOW_WATERMARK) * policy.quotaBytes
+  const lru = kept.filter(evictable).sort((a, b) => a.lastUsedAt - b.lastUsedAt || (a.taskId < b.taskId ? -1 : 1))
+  for (const t of lru) {
+    if (total <= target) {
+      break
+    }
+    out.push({ taskId: t.taskId, bytes: t.bytes, reason: 'quota' })
+    total -= t.bytes
+  }
+  return out
+}
+
+/**
+ * The quota in bytes: a byte count, or a share of `fsBytes` written `NN%`
+ */
+export function resolveQuota (quota: number | string, fsBytes: number): number {
+  if (typeof quota === 'number') {
+    return quota
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(quota)
+  if (m == null || Number(m[1]) > 100) {
+    throw new Error(`Invalid storage quota "${quota}" - use a size such as 50GiB, a share of the disk such as 80%, or 0 for none`)
+  }
+  return Math.floor(fsBytes * Number(m[1]) / 100)
+}
+
+export interface StoreGcInit {
+  /** every task of the store with its bytes, last use and whether an operation on it runs */
+  usage(): GcCandidate[]
+  /** whether a download runs for the task (the store cannot tell) */
+  downloading(taskId: string): boolean
+  /** remove the task (and stop offering it) */
+  remove(taskId: string): Promise<void>
+  policy: GcPolicy
+  intervalMs: number
+  logger: ComponentLogger
+  now?(): number
+}
+
+export interface StoreGcStats {
+  quotaBytes: number
+  ttlMs: number
+  runs: number
+  evicted: number
+  evictedBytes: number
+  /** the tasks hold more than the quota and nothing more could be removed (all in use) */
+  overQuota: boolean
+  lastRunAt?: number
+  lastError?: string
+}
+
+/** Runs chooseEvictions every interval, and soon after the store grew */
+export class StoreGc {
+  private readonly init: StoreGcInit
+  private readonly log: Logger
+  private readonly now: () => number
+  private timer?: ReturnType<typeof setInterval>
+  private soonTimer?: ReturnType<typeof setTimeout>
+  private running?: Promise<Eviction[]>
+  private readonly counts: StoreGcStats
+
+  constructor (init: StoreGcInit) {
+    this.init = init
+    this.log = init.logger.forComponent('damselfly:storage:gc')
+    this.now = init.now ?? Date.now
+    this.counts = { quotaBytes: init.policy.quotaBytes, ttlMs: init.policy.ttlMs, runs: 0, evicted: 0, evictedBytes: 0, overQuota: false }
+  }
+
+  start (): void {
+    if (this.timer != null || this.init.intervalMs <= 0) {
+      return
+    }
+    this.timer = setInterval(() => { void this.run() }, this.init.intervalMs)
+    this.timer.unref()
+    this.soon()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+    clearTimeout(this.soonTimer)
+    this.timer = undefined
+  }
+
+  /** Run once shortly (a download just finished: the store grew) */
+  soon (delayMs = 1000): void {
+    if (this.timer == null) {
+      return
+    }
+    clearTimeout(this.soonTimer)
+    this.soonTimer = setTimeout(() => { void this.run() }, delayMs)
+    this.soonTimer.unref()
+  }
+
+  /** One collection; concurrent calls share it. Never throws: a failure is logged and kept in stats */
+  async run (): Promise<Eviction[]> {
+    this.running ??= this.collect().finally(() => { this.running = undefined })
+    return this.running
+  }
+
+  stats (): StoreGcStats {
+    return { ...this.counts }
+  }
+
+  private async collect (): Promise<Eviction[]> {
+    const now = this.now()
+    const tasks = this.init.usage().map(t => ({ ...t, inUse: t.inUse || this.init.downloading(t.taskId) }))
+    const evictions = chooseEvictions(tasks, this.init.policy, now)
+    const done: Eviction[] = []
+    let total = tasks.reduce((a, t) => a + t.bytes, 0)
+    this.counts.runs++
+    this.counts.lastRunAt = now
+    delete this.counts.lastError
+    for (const e of evictions) {
+      if (this.init.downloading(e.taskId)) {
+        // asked for again since the collection began
+        continue
+      }
+      try {
+        await this.init.remove(e.taskId)
+        done.push(e)
+        total -= e.bytes
+        this.counts.evicted++
+        this.counts.evictedBytes += e.bytes
+        this.log('removed task %s (%d bytes): %s', e.taskId, e.bytes, e.reason === 'ttl' ? 'unused longer than the task TTL' : 'the store was over its quota')
+      } catch (err: any) {
+        this.counts.lastError = `could not remove task ${e.taskId}: ${err.message}`
+        this.log.error('could not remove task %s - %e', e.taskId, err)
+      }
+    }
+    const quota = this.init.policy.quotaBytes
+    this.counts.overQuota = quota > 0 && total > quota
+    if (this.counts.overQuota) {
+      this.log('the store holds %d bytes, over its quota of %d: the rest is in use or used in the last %d s', total, quota, Math.round((this.init.policy.minIdleMs ?? GC_MIN_IDLE_MS) / 1000))
+    }
+    return done
+  }
+}
