@@ -576,8 +576,7 @@ export class FsPieceStore implements PieceStore {
       }
     }
 
-    const dataStat = await fs.stat(path.join(dir, DATA_FILE)).catch(() => undefined)
-    const dataSize = dataStat == null ? -1 : dataStat.size
+    const dataSize = await fs.stat(path.join(dir, DATA_FILE)).then(s => s.size, () => -1)
 
     if (dataSize !== file.task.contentLength) {
       this.log.error('task %s: data file is %d bytes, expected %d - removing the task', taskId, dataSize, file.task.contentLength)
