@@ -11,6 +11,7 @@ import { getCommand } from './commands/get.ts'
 import { importCommand } from './commands/import.ts'
 import { keygenCommand } from './commands/keygen.ts'
 import { peersCommand } from './commands/peers.ts'
+import { rmCommand } from './commands/rm.ts'
 import { statusCommand } from './commands/status.ts'
 import { tasksCommand } from './commands/tasks.ts'
 import { errorExitCode } from './errors.ts'
@@ -32,6 +33,7 @@ async function main (): Promise<void> {
     .command(doctorCommand)
     .command(importCommand)
     .command(exportCommand)
+    .command(rmCommand)
     .command(keygenCommand)
     .demandCommand(1, 'name a command; see `damselfly --help`')
     .strict()

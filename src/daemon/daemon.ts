@@ -144,6 +144,7 @@ export class Daemon {
         const cancelled = node.service.engine.cancel(params.id)
         return { taskId: params.id, cancelled }
       })
+      .route('DELETE', '/tasks/:id/data', async (_req, _res, params) => node.service.removeTask(params.id))
       .route('GET', '/tasks/:id/events', (req, res, params) => { this.streamEvents(req, res, params.id) })
       .route('POST', '/tasks/:id/export', async (req, _res, params) => {
         const body = await readJson(req)

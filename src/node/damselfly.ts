@@ -5,7 +5,7 @@ import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { createDefaultSources } from '../source/index.ts'
-import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, resolveQuota } from '../storage/index.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, resolveQuota } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
 import { normaliseDigest } from '../task/digest.ts'
 import { Engine } from '../task/engine.ts'
@@ -551,6 +551,26 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 
   async export (taskId: string, dest: string, options: { overwrite?: boolean } = {}): Promise<void> {
     await this.store.export(taskId, dest, options)
+  }
+
+  /**
+   * Remove a task from the store, cancelling its download if one runs, and
+   * stop offering it; resolves to the bytes freed
+   */
+  async removeTask (taskId: string): Promise<{ taskId: string, bytes: number }> {
+    const d = this.engine.get(taskId)
+    const downloading = d != null && (d.state === 'pending' || d.state === 'running')
+    if (this.store.getTask(taskId) == null && !downloading) {
+      throw new TaskNotFoundError(`Task ${taskId} is not in the store - \`damselfly tasks\` lists the tasks`)
+    }
+    if (downloading) {
+      d.cancel()
+      await d.done.catch(() => {})
+    }
+    const bytes = this.store.usage().find(t => t.taskId === taskId)?.bytes ?? 0
+    this.engine.forget(taskId)
+    await this.store.delete(taskId)
+    return { taskId, bytes }
   }
 
   tasks (): Array<TaskMetadata & { download?: DownloadProgress }> {

@@ -176,6 +176,32 @@ describe('daemon and CLI', function () {
     expect(quota.stderr).to.include('storage.quota').and.include('80%')
   })
 
+  it('rm removes a task from the store, through the daemon and without one; an unknown task is named', async () => {
+    const file = path.join(tmp, 'rm.bin')
+    await fs.writeFile(file, Buffer.alloc(200_000, 'rm'))
+    const d = await startDaemon()
+    daemons.push(d)
+    const imported = await runCli(['import', file, '--data-dir', d.dataDir, '--json'])
+    expect(imported.code).to.equal(0, imported.stderr)
+    const id = JSON.parse(imported.stdout).taskId
+    const rm = await runCli(['rm', id, '--data-dir', d.dataDir])
+    expect(rm.code).to.equal(0, rm.stderr)
+    expect(rm.stdout).to.include(`removed ${id} (195.3 KiB)`)
+    expect(JSON.parse((await runCli(['tasks', '--json', '--data-dir', d.dataDir])).stdout)).to.deep.equal([])
+    await expect(fs.stat(path.join(d.dataDir, 'tasks', id))).to.eventually.be.rejected.with.property('code', 'ENOENT')
+    const unknown = await runCli(['rm', '0'.repeat(64), '--data-dir', d.dataDir])
+    expect(unknown.code).to.not.equal(0)
+    expect(unknown.stderr).to.include('0'.repeat(64)).and.include('not in the store')
+
+    await d.stop()
+    const offline = await runCli(['import', file, '--data-dir', d.dataDir, '--json'])
+    expect(offline.code).to.equal(0, offline.stderr)
+    const rmOffline = await runCli(['rm', id, '--data-dir', d.dataDir, '--json'])
+    expect(rmOffline.code).to.equal(0, rmOffline.stderr)
+    expect(JSON.parse(rmOffline.stdout)).to.deep.equal({ taskId: id, bytes: 200_000 })
+    expect(await fs.readdir(path.join(d.dataDir, 'tasks'))).to.deep.equal([])
+  })
+
   it('over its storage quota, removes the least recently used tasks at start; status counts them', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-daemon-'))
     const ids: string[] = []
