@@ -1,5 +1,6 @@
 import { loadConfig, NODE_OPTIONS } from '../config/index.ts'
 import { socketPath } from '../daemon/index.ts'
+import { FsPieceStore } from '../storage/index.ts'
 import { ControlClient } from './client.ts'
 import type { ControlTarget } from './client.ts'
 import type { NodeConfig } from '../config/index.ts'
@@ -54,6 +55,30 @@ export async function controlClient (argv: Args): Promise<ControlClient> {
     }
   }
   return new ControlClient(targets)
+}
+
+/**
+ * Ask the running daemon (`viaDaemon`) or, when none answers, work on the
+ * store of the configured data dir directly (`direct`; the store is opened
+ * and closed around it)
+ */
+export async function daemonOrStore<T> (argv: Args, viaDaemon: (client: ControlClient) => Promise<T>, direct: (store: FsPieceStore, config: NodeConfig) => Promise<T>): Promise<T> {
+  const client = await controlClient(argv)
+  try {
+    return await viaDaemon(client)
+  } catch (err: any) {
+    if (err.name !== 'DaemonNotRunningError') {
+      throw err
+    }
+  }
+  const config = await nodeConfig(argv)
+  const store = new FsPieceStore({ dir: config.dataDir })
+  await store.open()
+  try {
+    return await direct(store, config)
+  } finally {
+    await store.close()
+  }
 }
 
 export function printJson (value: unknown): void {

@@ -176,7 +176,7 @@ describe('daemon and CLI', function () {
     expect(quota.stderr).to.include('storage.quota').and.include('80%')
   })
 
-  it('rm removes a task from the store, through the daemon and without one; an unknown task is named', async () => {
+  it('import, export and rm work through the daemon and without one; rm frees the task, an unknown one is named', async () => {
     const file = path.join(tmp, 'rm.bin')
     await fs.writeFile(file, Buffer.alloc(200_000, 'rm'))
     const d = await startDaemon()
@@ -184,6 +184,10 @@ describe('daemon and CLI', function () {
     const imported = await runCli(['import', file, '--data-dir', d.dataDir, '--json'])
     expect(imported.code).to.equal(0, imported.stderr)
     const id = JSON.parse(imported.stdout).taskId
+    const out = path.join(tmp, 'rm-out.bin')
+    const exported = await runCli(['export', id, '-O', out, '--data-dir', d.dataDir])
+    expect(exported.code).to.equal(0, exported.stderr)
+    expect(await fs.readFile(out)).to.deep.equal(await fs.readFile(file))
     const rm = await runCli(['rm', id, '--data-dir', d.dataDir])
     expect(rm.code).to.equal(0, rm.stderr)
     expect(rm.stdout).to.include(`removed ${id} (195.3 KiB)`)
@@ -196,6 +200,9 @@ describe('daemon and CLI', function () {
     await d.stop()
     const offline = await runCli(['import', file, '--data-dir', d.dataDir, '--json'])
     expect(offline.code).to.equal(0, offline.stderr)
+    const exportedOffline = await runCli(['export', id, '-O', out, '--overwrite', '--data-dir', d.dataDir])
+    expect(exportedOffline.code).to.equal(0, exportedOffline.stderr)
+    expect(await fs.readFile(out)).to.deep.equal(await fs.readFile(file))
     const rmOffline = await runCli(['rm', id, '--data-dir', d.dataDir, '--json'])
     expect(rmOffline.code).to.equal(0, rmOffline.stderr)
     expect(JSON.parse(rmOffline.stdout)).to.deep.equal({ taskId: id, bytes: 200_000 })

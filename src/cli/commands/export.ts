@@ -1,6 +1,5 @@
 import path from 'node:path'
-import { FsPieceStore } from '../../storage/index.ts'
-import { controlClient, nodeConfig, print, withClientOptions } from '../common.ts'
+import { daemonOrStore, print, withClientOptions } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
 
@@ -14,22 +13,9 @@ export const exportCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const output = path.resolve(String(argv.output))
     const taskId = String(argv.task)
-    const client = await controlClient(argv)
-    try {
-      await client.post(`/tasks/${taskId}/export`, { output, overwrite: argv.overwrite === true })
-    } catch (err: any) {
-      if (err.name !== 'DaemonNotRunningError') {
-        throw err
-      }
-      const config = await nodeConfig(argv)
-      const store = new FsPieceStore({ dir: config.dataDir })
-      await store.open()
-      try {
-        await store.export(taskId, output, { overwrite: argv.overwrite === true })
-      } finally {
-        await store.close()
-      }
-    }
+    await daemonOrStore(argv, async (client) => client.post(`/tasks/${taskId}/export`, { output, overwrite: argv.overwrite === true }), async (store) => {
+      await store.export(taskId, output, { overwrite: argv.overwrite === true })
+    })
     print(`wrote ${output}`)
   }
 }

@@ -1,7 +1,6 @@
 import path from 'node:path'
-import { FsPieceStore } from '../../storage/index.ts'
 import { importFile } from '../../task/import.ts'
-import { controlClient, formatBytes, nodeConfig, print, printJson, withClientOptions } from '../common.ts'
+import { daemonOrStore, formatBytes, print, printJson, withClientOptions } from '../common.ts'
 import type { TaskMetadata } from '../../storage/index.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
@@ -20,24 +19,8 @@ export const importCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const file = path.resolve(String(argv.file))
     const request = { url: argv.url as string | undefined, digest: argv.digest as string | undefined, tag: argv.tag as string | undefined, application: argv.application as string | undefined }
-    const client = await controlClient(argv)
-    let meta: TaskMetadata
-    try {
-      meta = await client.post('/import', { path: file, ...request })
-    } catch (err: any) {
-      if (err.name !== 'DaemonNotRunningError') {
-        throw err
-      }
-      // no daemon: put it in the store; the daemon offers it when it starts
-      const config = await nodeConfig(argv)
-      const store = new FsPieceStore({ dir: config.dataDir })
-      await store.open()
-      try {
-        meta = await importFile(store, file, request)
-      } finally {
-        await store.close()
-      }
-    }
+    // no daemon: put it in the store; the daemon offers it when it starts
+    const meta = await daemonOrStore<TaskMetadata>(argv, async (client) => client.post('/import', { path: file, ...request }), async (store) => importFile(store, file, request))
     if (argv.json === true) {
       printJson(meta)
       return

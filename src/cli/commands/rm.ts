@@ -1,5 +1,5 @@
-import { FsPieceStore, TaskNotFoundError } from '../../storage/index.ts'
-import { controlClient, formatBytes, nodeConfig, print, printJson, withClientOptions } from '../common.ts'
+import { TaskNotFoundError } from '../../storage/index.ts'
+import { daemonOrStore, formatBytes, print, printJson, withClientOptions } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
 
@@ -12,29 +12,14 @@ export const rmCommand: CommandModule<object, Args> = {
     .example('$0 rm 3f6c…', 'remove one task; peers fetch it from others or the origin next time') as any,
   handler: async (argv) => {
     const taskId = String(argv.task)
-    let removed: { taskId: string, bytes: number }
-    try {
-      const client = await controlClient(argv)
-      removed = await client.delete(`/tasks/${taskId}/data`)
-    } catch (err: any) {
-      if (err.name !== 'DaemonNotRunningError') {
-        throw err
+    const removed = await daemonOrStore(argv, async (client) => client.delete<{ taskId: string, bytes: number }>(`/tasks/${taskId}/data`), async (store, config) => {
+      const bytes = store.usage().find(t => t.taskId === taskId)?.bytes
+      if (bytes == null) {
+        throw new TaskNotFoundError(`Task ${taskId} is not in the store at ${config.dataDir} - \`damselfly tasks\` lists the tasks`)
       }
-      // no daemon: remove it from the store directly
-      const config = await nodeConfig(argv)
-      const store = new FsPieceStore({ dir: config.dataDir })
-      await store.open()
-      try {
-        const bytes = store.usage().find(t => t.taskId === taskId)?.bytes
-        if (bytes == null) {
-          throw new TaskNotFoundError(`Task ${taskId} is not in the store at ${config.dataDir} - \`damselfly tasks\` lists the tasks`)
-        }
-        await store.delete(taskId)
-        removed = { taskId, bytes }
-      } finally {
-        await store.close()
-      }
-    }
+      await store.delete(taskId)
+      return { taskId, bytes }
+    })
     if (argv.json === true) {
       printJson(removed)
     } else {
