@@ -295,7 +295,12 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     this.log = components.logger.forComponent('damselfly:node')
     this.kadProtocolId = kadProtocol(this.init.swarm)
 
-    this.store = new FsPieceStore({ dir: this.init.dataDir, logger: components.logger })
+    this.store = new FsPieceStore({
+      dir: this.init.dataDir,
+      logger: components.logger,
+      // a new task that does not fit on the disk: old tasks make room for it
+      makeRoom: async (bytes, forTaskId) => this.gc?.makeRoom(bytes, forTaskId) ?? 0
+    })
     this.transfer = pieceTransfer({
       source: storeAsPieceSource(this.store),
       uploadSlots: this.init.uploadSlots,

@@ -122,6 +122,7 @@ export class FsPieceStore implements PieceStore {
   private readonly tasksDir: string
   private readonly reserveRatio: number
   private readonly maxReadHandles: number
+  private readonly makeRoom?: (bytes: number, forTaskId: string) => Promise<number>
   /** open read handles, least recently used first */
   private readonly readers: Set<Reader>
   private readonly log: Logger
@@ -153,6 +154,7 @@ export class FsPieceStore implements PieceStore {
     this.tasksDir = path.join(this.dir, 'tasks')
     this.reserveRatio = reserveRatio
     this.maxReadHandles = maxReadHandles
+    this.makeRoom = init.makeRoom
     this.readers = new Set()
     this.log = (init.logger ?? defaultLogger()).forComponent('damselfly:storage')
     this.tasks = new Map()
@@ -995,12 +997,20 @@ export class FsPieceStore implements PieceStore {
     }
 
     const needed = Math.ceil((contentLength + pending) * (1 + this.reserveRatio))
-    const { bavail, bsize } = await fs.statfs(this.tasksDir)
-    const free = bavail * bsize
+    let free = await this.freeBytes()
+
+    if (free < needed && this.makeRoom != null && await this.makeRoom(needed - free, taskId) > 0) {
+      free = await this.freeBytes()
+    }
 
     if (free < needed) {
       throw new InsufficientSpaceError(`Task ${taskId} needs ${needed} bytes free in ${this.dir} (${contentLength} bytes, ${pending} bytes still to come for other tasks, plus ${Math.round(this.reserveRatio * 100)} % head room) but only ${free} bytes are free - free some space, delete tasks or use another data dir`)
     }
+  }
+
+  private async freeBytes (): Promise<number> {
+    const { bavail, bsize } = await fs.statfs(this.tasksDir)
+    return bavail * bsize
   }
 
   private async failForDiskFull (entry: TaskEntry, err: any): Promise<StorageFullError> {

@@ -47,7 +47,8 @@ export interface GcPolicy {
 export interface Eviction {
   taskId: string
   bytes: number
-  reason: 'ttl' | 'quota'
+  /** past the TTL; the store over its quota; room for a new task on a full disk */
+  reason: 'ttl' | 'quota' | 'space'
 }
 
 /**
@@ -82,6 +83,26 @@ export function chooseEvictions (tasks: GcCandidate[], policy: GcPolicy, now: nu
     total -= t.bytes
   }
   return out
+}
+
+/**
+ * Tasks to remove so that a new one fits on a disk that other files filled:
+ * the least recently used idle tasks until they free `bytes`; none when all
+ * idle tasks together would not free enough (removing them would help nobody)
+ */
+export function chooseForSpace (tasks: GcCandidate[], bytes: number, now: number, minIdleMs = GC_MIN_IDLE_MS): Eviction[] {
+  const lru = tasks.filter(t => !t.inUse && now - t.lastUsedAt >= minIdleMs)
+    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || (a.taskId < b.taskId ? -1 : 1))
+  const out: Eviction[] = []
+  let freed = 0
+  for (const t of lru) {
+    if (freed >= bytes) {
+      break
+    }
+    out.push({ taskId: t.taskId, bytes: t.bytes, reason: 'space' })
+    freed += t.bytes
+  }
+  return freed >= bytes ? out : []
 }
 
 /**
@@ -130,7 +151,8 @@ export class StoreGc {
   private readonly now: () => number
   private timer?: ReturnType<typeof setInterval>
   private soonTimer?: ReturnType<typeof setTimeout>
-  private running?: Promise<Eviction[]>
+  /** collections and make-room calls run one at a time */
+  private queue: Promise<unknown> = Promise.resolve()
   private readonly counts: StoreGcStats
 
   constructor (init: StoreGcInit) {
@@ -165,25 +187,57 @@ export class StoreGc {
     this.soonTimer.unref()
   }
 
-  /** One collection; concurrent calls share it. Never throws: a failure is logged and kept in stats */
+  /** One collection, after any in progress. Never throws: a failure is logged and kept in stats */
   async run (): Promise<Eviction[]> {
-    this.running ??= this.collect().finally(() => { this.running = undefined })
-    return this.running
+    return this.serial(async () => this.collect())
+  }
+
+  /**
+   * A new task (`forTaskId`) needs `bytes` more than the disk has free:
+   * remove least recently used idle tasks to free them, when they can.
+   * Resolves to the bytes freed (0: nothing could help)
+   */
+  async makeRoom (bytes: number, forTaskId: string): Promise<number> {
+    return this.serial(async () => {
+      const tasks = this.candidates().filter(t => t.taskId !== forTaskId)
+      const removed = await this.removeAll(chooseForSpace(tasks, bytes, this.now(), this.init.policy.minIdleMs))
+      return removed.reduce((a, e) => a + e.bytes, 0)
+    })
   }
 
   stats (): StoreGcStats {
     return { ...this.counts }
   }
 
+  private async serial<T> (fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn)
+    this.queue = next.catch(() => {})
+    return next
+  }
+
+  private candidates (): GcCandidate[] {
+    return this.init.usage().map(t => ({ ...t, inUse: t.inUse || this.init.downloading(t.taskId) }))
+  }
+
   private async collect (): Promise<Eviction[]> {
     const now = this.now()
-    const tasks = this.init.usage().map(t => ({ ...t, inUse: t.inUse || this.init.downloading(t.taskId) }))
-    const evictions = chooseEvictions(tasks, this.init.policy, now)
-    const done: Eviction[] = []
-    let total = tasks.reduce((a, t) => a + t.bytes, 0)
+    const tasks = this.candidates()
     this.counts.runs++
     this.counts.lastRunAt = now
     delete this.counts.lastError
+    const done = await this.removeAll(chooseEvictions(tasks, this.init.policy, now))
+    const total = tasks.reduce((a, t) => a + t.bytes, 0) - done.reduce((a, e) => a + e.bytes, 0)
+    const quota = this.init.policy.quotaBytes
+    this.counts.overQuota = quota > 0 && total > quota
+    if (this.counts.overQuota) {
+      this.log('the store holds %d bytes, over its quota of %d: the rest is in use or used in the last %d s', total, quota, Math.round((this.init.policy.minIdleMs ?? GC_MIN_IDLE_MS) / 1000))
+    }
+    return done
+  }
+
+  /** Remove each task still not downloading; failures are logged and kept as the last error */
+  private async removeAll (evictions: Eviction[]): Promise<Eviction[]> {
+    const done: Eviction[] = []
     for (const e of evictions) {
       if (this.init.downloading(e.taskId)) {
         // asked for again since the collection began
@@ -192,20 +246,20 @@ export class StoreGc {
       try {
         await this.init.remove(e.taskId)
         done.push(e)
-        total -= e.bytes
         this.counts.evicted++
         this.counts.evictedBytes += e.bytes
-        this.log('removed task %s (%d bytes): %s', e.taskId, e.bytes, e.reason === 'ttl' ? 'unused longer than the task TTL' : 'the store was over its quota')
+        this.log('removed task %s (%d bytes): %s', e.taskId, e.bytes, REASONS[e.reason])
       } catch (err: any) {
         this.counts.lastError = `could not remove task ${e.taskId}: ${err.message}`
         this.log.error('could not remove task %s - %e', e.taskId, err)
       }
     }
-    const quota = this.init.policy.quotaBytes
-    this.counts.overQuota = quota > 0 && total > quota
-    if (this.counts.overQuota) {
-      this.log('the store holds %d bytes, over its quota of %d: the rest is in use or used in the last %d s', total, quota, Math.round((this.init.policy.minIdleMs ?? GC_MIN_IDLE_MS) / 1000))
-    }
     return done
   }
+}
+
+const REASONS: Record<Eviction['reason'], string> = {
+  ttl: 'unused longer than the task TTL',
+  quota: 'the store was over its quota',
+  space: 'the disk had no room for a new task'
 }

@@ -45,7 +45,7 @@
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 
 export { FsPieceStore } from './fs-piece-store.ts'
-export { StoreGc, chooseEvictions, resolveQuota, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, DEFAULT_GC_INTERVAL_MS, DEFAULT_TASK_TTL_MS, DEFAULT_STORAGE_QUOTA } from './gc.ts'
+export { StoreGc, chooseEvictions, chooseForSpace, resolveQuota, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, DEFAULT_GC_INTERVAL_MS, DEFAULT_TASK_TTL_MS, DEFAULT_STORAGE_QUOTA } from './gc.ts'
 export type { GcCandidate, GcPolicy, Eviction, StoreGcStats } from './gc.ts'
 export * from './errors.ts'
 
@@ -175,6 +175,13 @@ export interface FsPieceStoreInit {
    * @default 0.1
    */
   reserveRatio?: number
+
+  /**
+   * Called when a new task does not fit on the disk: free at least `bytes`
+   * (by removing other tasks, see StoreGc.makeRoom), resolving to the bytes
+   * freed; the space is checked again after
+   */
+  makeRoom?(bytes: number, forTaskId: string): Promise<number>
 
   /**
    * Read-only data-file handles kept open for serving pieces of tasks that

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { defaultLogger } from '@libp2p/logger'
 import { expect } from 'aegir/chai'
-import { FsPieceStore } from '../../src/storage/index.ts'
+import { FsPieceStore, StoreGc } from '../../src/storage/index.ts'
 import { taskIdFromUrl } from '../../src/task/id.ts'
 import { pieceBytes } from './fixtures/piece-bytes.ts'
 
@@ -92,6 +93,41 @@ describe('storage/fs-piece-store on a full disk', function () {
     await store.open()
     return store
   }
+
+  it('makes room for a new task by removing the least recently used idle ones, and only when that is enough', async () => {
+    const s: FsPieceStore = store = new FsPieceStore({ dir: mountPoint, makeRoom: async (bytes: number, forTaskId: string): Promise<number> => gc.makeRoom(bytes, forTaskId) })
+    await s.open()
+    let downloading = ''
+    const gc: StoreGc = new StoreGc({
+      usage: () => s.usage(),
+      downloading: (id) => id === downloading,
+      remove: async (id) => s.delete(id),
+      policy: { quotaBytes: 0, ttlMs: 0, minIdleMs: 0 },
+      intervalMs: 0,
+      logger: defaultLogger()
+    })
+    // two complete 1 MiB tasks, A used last
+    for (const [id, seed] of [[B, 200], [A, 100]] as const) {
+      await s.createTask({ taskId: id, contentLength: 4 * PIECE, pieceSize: PIECE })
+      for (let i = 0; i < 4; i++) {
+        await s.put(id, i, pieceBytes(seed + i, PIECE))
+      }
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    // 2 MiB held of 4: a 2 MiB task (2.2 with head room) fits only once B, the older, is gone
+    await s.createTask({ taskId: BIG, contentLength: 2 * MiB, pieceSize: PIECE })
+    expect(s.getTask(B)).to.equal(undefined)
+    expect(s.getTask(A)).to.not.equal(undefined)
+    expect(gc.stats()).to.include({ evicted: 1, evictedBytes: MiB })
+    await s.delete(BIG)
+
+    // A is being downloaded: nothing may go, and the task is refused as before
+    downloading = A
+    const err = await s.createTask({ taskId: B, contentLength: 3 * MiB, pieceSize: PIECE }).catch(err => err)
+    expect(err).to.have.property('name', 'InsufficientSpaceError')
+    expect(s.getTask(A)).to.not.equal(undefined)
+    expect(gc.stats().evicted).to.equal(1)
+  })
 
   it('refuses a task that does not fit up front with InsufficientSpaceError', async () => {
     const s = await openStore()

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
 import { expect } from 'aegir/chai'
-import { FsPieceStore, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, StoreGc, chooseEvictions, resolveQuota } from '../../src/storage/index.ts'
+import { FsPieceStore, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, StoreGc, chooseEvictions, chooseForSpace, resolveQuota } from '../../src/storage/index.ts'
 import { taskIdFromUrl } from '../../src/task/id.ts'
 import type { GcCandidate } from '../../src/storage/index.ts'
 
@@ -60,6 +60,24 @@ describe('store GC policy (chooseEvictions)', () => {
   it('orders tasks last used at the same time by id, so every node removes the same ones', () => {
     const tasks = [task('b', 50, DAY), task('a', 50, DAY), task('c', 50, DAY)]
     expect(chooseEvictions(tasks, { quotaBytes: 100, ttlMs: 0 }, NOW).map(e => e.taskId)).to.deep.equal(['a', 'b'])
+  })
+})
+
+describe('making room for a new task (chooseForSpace)', () => {
+  it('removes the least recently used idle tasks until they free the bytes asked for', () => {
+    const tasks = [task('new', 50, DAY), task('old', 30, 3 * DAY), task('mid', 40, 2 * DAY)]
+    expect(chooseForSpace(tasks, 60, NOW)).to.deep.equal([
+      { taskId: 'old', bytes: 30, reason: 'space' },
+      { taskId: 'mid', bytes: 40, reason: 'space' }
+    ])
+    expect(chooseForSpace(tasks, 0, NOW)).to.deep.equal([])
+  })
+
+  it('removes nothing when the idle tasks together would not free enough, and never a task in use or used lately', () => {
+    const tasks = [task('busy', 500, 9 * DAY, true), task('recent', 500, MIN), task('idle', 30, DAY)]
+    expect(chooseForSpace(tasks, 100, NOW)).to.deep.equal([])
+    expect(chooseForSpace(tasks, 30, NOW).map(e => e.taskId)).to.deep.equal(['idle'])
+    expect(chooseForSpace(tasks, 100, NOW, 0).map(e => e.taskId)).to.deep.equal(['idle', 'recent'])
   })
 })
 
