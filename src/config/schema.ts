@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_DIRECT_BLOB_MAX_BYTES } from '../proxy/constants.ts'
-import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS } from '../storage/gc.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, QUOTA_FORMS, quotaPercent } from '../storage/gc.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 
@@ -69,13 +69,13 @@ const quota = z.union([z.number().int().nonnegative(), z.string()]).transform((v
   if (typeof v === 'number') {
     return v
   }
-  const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v)
-  if (pct != null && Number(pct[1]) <= 100) {
-    return `${Number(pct[1])}%`
+  const pct = quotaPercent(v)
+  if (pct != null) {
+    return `${pct}%`
   }
-  const n = pct == null ? parseByteSize(v) : undefined
+  const n = parseByteSize(v)
   if (n == null) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a quota; use a size such as 50GiB, a share of the disk such as 80%, or 0 for none` })
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a quota; use ${QUOTA_FORMS}` })
     return z.NEVER
   }
   return n

@@ -563,19 +563,23 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
    * stop offering it; resolves to the bytes freed
    */
   async removeTask (taskId: string): Promise<{ taskId: string, bytes: number }> {
-    const d = this.engine.get(taskId)
-    const downloading = d != null && (d.state === 'pending' || d.state === 'running')
-    if (this.store.getTask(taskId) == null && !downloading) {
+    const d = this.engine.active(taskId)
+    if (this.store.getTask(taskId) == null && d == null) {
       throw new TaskNotFoundError(`Task ${taskId} is not in the store - \`damselfly tasks\` lists the tasks`)
     }
-    if (downloading) {
+    if (d != null) {
       d.cancel()
       await d.done.catch(() => {})
     }
     const bytes = this.store.usage().find(t => t.taskId === taskId)?.bytes ?? 0
+    await this.dropTask(taskId)
+    return { taskId, bytes }
+  }
+
+  /** Stop offering the task and delete it from the store */
+  private async dropTask (taskId: string): Promise<void> {
     this.engine.forget(taskId)
     await this.store.delete(taskId)
-    return { taskId, bytes }
   }
 
   tasks (): Array<TaskMetadata & { download?: DownloadProgress }> {
@@ -623,14 +627,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     }
     return new StoreGc({
       usage: () => this.store.usage(),
-      downloading: (taskId) => {
-        const d = this.engine.get(taskId)
-        return d != null && (d.state === 'pending' || d.state === 'running')
-      },
-      remove: async (taskId) => {
-        this.engine.forget(taskId)
-        await this.store.delete(taskId)
-      },
+      downloading: (taskId) => this.engine.active(taskId) != null,
+      remove: async (taskId) => { await this.dropTask(taskId) },
       policy: { quotaBytes: resolveQuota(this.init.gc.quota, fsBytes), ttlMs: this.init.gc.ttlMs },
       intervalMs: this.init.gc.intervalMs,
       logger: this.components.logger

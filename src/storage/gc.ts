@@ -105,6 +105,15 @@ export function chooseForSpace (tasks: GcCandidate[], bytes: number, now: number
   return freed >= bytes ? out : []
 }
 
+/** What a quota may be written as, for error messages */
+export const QUOTA_FORMS = 'a size such as 50GiB, a share of the disk such as 80%, or 0 for none'
+
+/** The percentage of a quota written `NN%` (0-100), else undefined */
+export function quotaPercent (text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text)
+  return m == null || Number(m[1]) > 100 ? undefined : Number(m[1])
+}
+
 /**
  * The quota in bytes: a byte count, or a share of `fsBytes` written `NN%`
  */
@@ -112,11 +121,11 @@ export function resolveQuota (quota: number | string, fsBytes: number): number {
   if (typeof quota === 'number') {
     return quota
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(quota)
-  if (m == null || Number(m[1]) > 100) {
-    throw new Error(`Invalid storage quota "${quota}" - use a size such as 50GiB, a share of the disk such as 80%, or 0 for none`)
+  const pct = quotaPercent(quota)
+  if (pct == null) {
+    throw new Error(`Invalid storage quota "${quota}" - use ${QUOTA_FORMS}`)
   }
-  return Math.floor(fsBytes * Number(m[1]) / 100)
+  return Math.floor(fsBytes * pct / 100)
 }
 
 export interface StoreGcInit {

@@ -204,8 +204,13 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     this.done.catch(() => {})
   }
 
+  /** pending or running: not finished yet */
+  isActive (): boolean {
+    return this.state === 'pending' || this.state === 'running'
+  }
+
   cancel (): void {
-    if (this.state === 'pending' || this.state === 'running') {
+    if (this.isActive()) {
       this.controller.abort(new DownloadCancelledError(`the download of task ${this.request.taskId} was cancelled`))
       this.wakeUp()
     }

@@ -76,8 +76,8 @@ export class Engine {
    * Start (or join) the download of a task
    */
   download (request: DownloadRequest): Download {
-    const running = this.downloads.get(request.taskId)
-    if (running != null && (running.state === 'pending' || running.state === 'running')) {
+    const running = this.active(request.taskId)
+    if (running != null) {
       return running
     }
     const d = new Download(this.ctx, request)
@@ -116,17 +116,20 @@ export class Engine {
     return [...this.downloads.values()].map(d => d.progress())
   }
 
-  cancel (taskId: string): boolean {
+  /** The task's download while it is pending or running */
+  active (taskId: string): Download | undefined {
     const d = this.downloads.get(taskId)
-    if (d == null || (d.state !== 'running' && d.state !== 'pending')) {
-      return false
-    }
-    d.cancel()
-    return true
+    return d?.isActive() === true ? d : undefined
+  }
+
+  cancel (taskId: string): boolean {
+    const d = this.active(taskId)
+    d?.cancel()
+    return d != null
   }
 
   stats (): EngineStats {
-    const running = [...this.downloads.values()].filter(d => d.state === 'running' || d.state === 'pending').length
+    const running = [...this.downloads.values()].filter(d => d.isActive()).length
     return {
       bytesFromPeers: this.bytesFromPeers,
       bytesFromOrigin: this.bytesFromOrigin,
