@@ -111,6 +111,12 @@ interface TaskEntry {
    * after a restart, when its files were last written): what GC orders by
    */
   lastUsedAt: number
+
+  /**
+   * Room being made after a write hit a full disk: the writes that hit it
+   * at the same time wait for one attempt
+   */
+  makingRoom?: Promise<boolean>
 }
 
 /**
@@ -734,18 +740,27 @@ export class FsPieceStore implements PieceStore {
   private async writePiece (entry: TaskEntry, index: number, range: PieceRange, bytes: Uint8Array, digest: string, options: AbortOptions): Promise<void> {
     const { task } = entry
 
-    try {
-      const { data, journal } = await this.openWriter(entry)
-      options.signal?.throwIfAborted()
-      await this.writeData(entry, data, bytes, range.start)
-      // resolves once the data file and the record are both synced
-      await journal.append(index, digest)
-    } catch (err) {
-      if (isDiskFull(err)) {
-        throw await this.failForDiskFull(entry, err)
-      }
+    // a full disk gets one chance: other tasks may make room (both writes
+    // are positional, so a retry overwrites whatever the first left)
+    for (let retried = false; ; retried = true) {
+      try {
+        const { data, journal } = await this.openWriter(entry)
+        options.signal?.throwIfAborted()
+        await this.writeData(entry, data, bytes, range.start)
+        // resolves once the data file and the record are both synced
+        await journal.append(index, digest)
+        break
+      } catch (err) {
+        if (!isDiskFull(err)) {
+          throw err
+        }
 
-      throw err
+        if (retried || !await this.roomForRest(entry)) {
+          throw await this.failForDiskFull(entry, err)
+        }
+
+        options.signal?.throwIfAborted()
+      }
     }
 
     // setPieceDigests may have run while the bytes were written; the journal
@@ -981,13 +996,8 @@ export class FsPieceStore implements PieceStore {
     }
   }
 
-  private async checkFreeSpace (taskId: string, contentLength: number): Promise<void> {
-    if (contentLength === 0) {
-      return
-    }
-
-    // sparse data files reserve nothing, so count what other unfinished
-    // tasks will still write as well
+  /** Bytes the unfinished tasks will still write (sparse data files reserve nothing) */
+  private pendingBytes (): number {
     let pending = 0
 
     for (const entry of this.tasks.values()) {
@@ -996,6 +1006,44 @@ export class FsPieceStore implements PieceStore {
       }
     }
 
+    return pending
+  }
+
+  /**
+   * A write of a task being downloaded hit a full disk (other files filled
+   * it since the task was created): make room for what the unfinished tasks
+   * still write, as for a new task. Resolves to whether there is room now.
+   */
+  private async roomForRest (entry: TaskEntry): Promise<boolean> {
+    entry.makingRoom ??= (async () => {
+      if (this.makeRoom == null) {
+        return false
+      }
+
+      const needed = Math.ceil(this.pendingBytes() * (1 + this.reserveRatio))
+      const free = await this.freeBytes()
+
+      if (free >= needed) {
+        // made before this write failed, or files were removed meanwhile
+        return true
+      }
+
+      const freed = await this.makeRoom(needed - free, entry.task.taskId)
+      this.log('task %s: the disk was full, %d bytes made room for its remaining %d', entry.task.taskId, freed, entry.task.contentLength - entry.bytesPresent)
+      return freed > 0
+    })().finally(() => { entry.makingRoom = undefined })
+
+    return entry.makingRoom
+  }
+
+  private async checkFreeSpace (taskId: string, contentLength: number): Promise<void> {
+    if (contentLength === 0) {
+      return
+    }
+
+    // sparse data files reserve nothing, so count what other unfinished
+    // tasks will still write as well
+    const pending = this.pendingBytes()
     const needed = Math.ceil((contentLength + pending) * (1 + this.reserveRatio))
     let free = await this.freeBytes()
 

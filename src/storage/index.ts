@@ -35,8 +35,10 @@
  *    digest are dropped, then the task is compacted as in rule 3.
  * 5. A task directory without metadata.json (a crash during create or
  *    delete) is removed on open; delete removes metadata.json first.
- * 6. ENOSPC/EDQUOT during a put marks that task failed (`StorageFullError`)
- *    and leaves the piece absent; other tasks and the store stay usable.
+ * 6. ENOSPC/EDQUOT during a put first asks `makeRoom` (GC) to remove idle
+ *    tasks for what the unfinished ones still need, and retries once; when
+ *    that cannot help it marks the task failed (`StorageFullError`) and
+ *    leaves the piece absent; other tasks and the store stay usable.
  * 7. Exports go to `<dest>.damselfly-tmp-<random>`, are fsynced and then
  *    renamed (or hard-linked, when not overwriting) into place, so `dest`
  *    never holds a partial file.
@@ -177,9 +179,10 @@ export interface FsPieceStoreInit {
   reserveRatio?: number
 
   /**
-   * Called when a new task does not fit on the disk: free at least `bytes`
-   * (by removing other tasks, see StoreGc.makeRoom), resolving to the bytes
-   * freed; the space is checked again after
+   * Called when a new task does not fit on the disk, or a piece write finds
+   * it full: free at least `bytes` (by removing other tasks, see
+   * StoreGc.makeRoom), resolving to the bytes freed; the space is checked or
+   * the write tried again after
    */
   makeRoom?(bytes: number, forTaskId: string): Promise<number>
 

@@ -129,6 +129,55 @@ describe('storage/fs-piece-store on a full disk', function () {
     expect(gc.stats().evicted).to.equal(1)
   })
 
+  it('makes room when a running task\'s write finds the disk full, and fails the task as before when nothing can go', async () => {
+    let downloading = new Set<string>()
+    const s: FsPieceStore = store = new FsPieceStore({ dir: mountPoint, makeRoom: async (bytes: number, forTaskId: string): Promise<number> => gc.makeRoom(bytes, forTaskId) })
+    await s.open()
+    const gc: StoreGc = new StoreGc({
+      usage: () => s.usage(),
+      downloading: (id) => downloading.has(id),
+      remove: async (id) => s.delete(id),
+      policy: { quotaBytes: 0, ttlMs: 0, minIdleMs: 0 },
+      intervalMs: 0,
+      logger: defaultLogger()
+    })
+    // B: complete and idle; A: being downloaded, one piece of four stored
+    await s.createTask({ taskId: B, contentLength: 4 * PIECE, pieceSize: PIECE })
+    for (let i = 0; i < 4; i++) {
+      await s.put(B, i, pieceBytes(200 + i, PIECE))
+    }
+    downloading = new Set([A])
+    await s.createTask({ taskId: A, contentLength: 4 * PIECE, pieceSize: PIECE })
+    await s.put(A, 0, pieceBytes(0, PIECE))
+
+    // another program fills the disk: two writes hit it at once, and B goes once for both
+    const filler = path.join(mountPoint, 'filler')
+    await fillDisk(filler)
+    await Promise.all([s.put(A, 1, pieceBytes(1, PIECE)), s.put(A, 2, pieceBytes(2, PIECE))])
+    expect(s.getTask(B)).to.equal(undefined)
+    expect(gc.stats()).to.include({ evicted: 1, evictedBytes: MiB })
+    await s.put(A, 3, pieceBytes(3, PIECE))
+    expect(s.getTask(A)).to.include({ state: 'complete' })
+
+    // now A is in use and the only other task: a full disk fails the writing task, as without GC
+    downloading = new Set([A, BIG])
+    await fs.rm(filler)
+    await s.createTask({ taskId: BIG, contentLength: 2 * PIECE, pieceSize: PIECE })
+    await fillDisk(filler)
+    const err = await s.put(BIG, 0, pieceBytes(50, PIECE)).catch(err => err)
+    expect(err).to.have.property('name', 'StorageFullError')
+    expect(s.getTask(BIG)).to.include({ state: 'failed' })
+    expect(s.has(BIG, 0)).to.be.false()
+    expect(gc.stats().evicted).to.equal(1)
+
+    // every stored byte is intact after a reopen
+    await fs.rm(filler)
+    const reopened = await openStore()
+    for (let i = 0; i < 4; i++) {
+      expect(await reopened.get(A, i)).to.deep.equal(pieceBytes(i, PIECE))
+    }
+  })
+
   it('refuses a task that does not fit up front with InsufficientSpaceError', async () => {
     const s = await openStore()
 
