@@ -1,5 +1,6 @@
 import { loadConfig, NODE_OPTIONS } from '../config/index.ts'
 import { socketPath } from '../daemon/index.ts'
+import { UsageError } from '../errors.ts'
 import { FsPieceStore } from '../storage/index.ts'
 import { ControlClient } from './client.ts'
 import type { ControlTarget } from './client.ts'
@@ -89,6 +90,20 @@ export function printJson (value: unknown): void {
 export function print (line = ''): void {
   // eslint-disable-next-line no-console
   console.log(line)
+}
+
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/**
+ * A duration flag's value in ms: a number with a unit (ms, s, m, h, d), or
+ * seconds without one
+ */
+export function parseDuration (s: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(s.trim())
+  if (m == null) {
+    throw new UsageError(`${flag} "${s}" is not a duration; use e.g. 500ms, 90s, 10m, 2h, 7d`)
+  }
+  return Math.round(Number(m[1]) * DURATION_UNITS[(m[2] ?? 's') as keyof typeof DURATION_UNITS])
 }
 
 export function formatDuration (ms: number): string {

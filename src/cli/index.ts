@@ -7,6 +7,7 @@ import { daemonCommand } from './commands/daemon.ts'
 import { demoCommand } from './commands/demo.ts'
 import { doctorCommand } from './commands/doctor.ts'
 import { exportCommand } from './commands/export.ts'
+import { gcCommand } from './commands/gc.ts'
 import { getCommand } from './commands/get.ts'
 import { importCommand } from './commands/import.ts'
 import { keygenCommand } from './commands/keygen.ts'
@@ -34,6 +35,7 @@ async function main (): Promise<void> {
     .command(importCommand)
     .command(exportCommand)
     .command(rmCommand)
+    .command(gcCommand)
     .command(keygenCommand)
     .demandCommand(1, 'name a command; see `damselfly --help`')
     .strict()

@@ -154,6 +154,14 @@ export class Daemon {
         await node.service.export(params.id, body.output, { overwrite: body.overwrite === true })
         return { taskId: params.id, output: body.output }
       })
+      .route('POST', '/gc', async (req) => {
+        const body = await readJson(req)
+        const older = body.olderThanMs
+        if (older != null && (!Number.isSafeInteger(older) || older <= 0)) {
+          throw new HttpError(400, '"olderThanMs" must be a whole number of ms above 0')
+        }
+        return node.service.collectGarbage({ olderThanMs: older, dryRun: body.dryRun === true })
+      })
       .route('POST', '/import', async (req) => {
         const body = await readJson(req)
         if (typeof body.path !== 'string') {

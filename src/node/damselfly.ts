@@ -1,11 +1,10 @@
-import fs from 'node:fs/promises'
 import { serviceCapabilities, serviceDependencies } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { createDefaultSources } from '../source/index.ts'
-import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, resolveQuota } from '../storage/index.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, quotaBytesFor } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
 import { normaliseDigest } from '../task/digest.ts'
 import { Engine } from '../task/engine.ts'
@@ -22,7 +21,7 @@ import { DEFAULT_PROVIDE_QUIET_MS, DeferredProvides } from './provides.ts'
 import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
 import type { DeferredProvidesStats } from './provides.ts'
 import type { TrackerHandle } from './tracker-port.ts'
-import type { StoreGcStats, TaskMetadata } from '../storage/index.ts'
+import type { CollectOptions, Eviction, StoreGcStats, TaskMetadata } from '../storage/index.ts'
 import type { BootstrapAttempt, DialFailureClass, Incompatibility, Member, SwarmPeer } from '../swarm/index.ts'
 import type { Download, DownloadProgress } from '../task/download.ts'
 import type { EngineStats } from '../task/engine.ts'
@@ -199,6 +198,16 @@ export interface NodeStatus {
   trackedTasks: ReturnType<TrackerHandle['tasks']>
   /** the store's tasks and bytes, and what its GC removed (none before the node started) */
   store: { tasks: number, bytesStored: number, gc?: StoreGcStats }
+}
+
+/** What an on-demand GC run removed (or would, dry) */
+export interface GcReport {
+  dryRun: boolean
+  removed: Eviction[]
+  /** the store afterwards */
+  store: { tasks: number, bytesStored: number }
+  /** GC's counters; `lastError` names a removal of this run that failed */
+  gc: StoreGcStats
 }
 
 interface GcInit {
@@ -576,6 +585,18 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     return { taskId, bytes }
   }
 
+  /**
+   * Collect the store now (`damselfly gc`): what GC's policy removes, and
+   * with `olderThanMs` every idle task unused for that long too
+   */
+  async collectGarbage (options: CollectOptions = {}): Promise<GcReport> {
+    if (this.gc == null) {
+      throw new Error('the node has not started: its store GC runs once it has')
+    }
+    const removed = await this.gc.run(options)
+    return { dryRun: options.dryRun === true, removed, store: this.store.stats(), gc: this.gc.stats() }
+  }
+
   /** Stop offering the task and delete it from the store */
   private async dropTask (taskId: string): Promise<void> {
     this.engine.forget(taskId)
@@ -620,16 +641,11 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   }
 
   private async createGc (): Promise<StoreGc> {
-    let fsBytes = 0
-    if (typeof this.init.gc.quota === 'string') {
-      const st = await fs.statfs(this.init.dataDir)
-      fsBytes = st.blocks * st.bsize
-    }
     return new StoreGc({
       usage: () => this.store.usage(),
       downloading: (taskId) => this.engine.active(taskId) != null,
       remove: async (taskId) => { await this.dropTask(taskId) },
-      policy: { quotaBytes: resolveQuota(this.init.gc.quota, fsBytes), ttlMs: this.init.gc.ttlMs },
+      policy: { quotaBytes: await quotaBytesFor(this.init.gc.quota, this.init.dataDir), ttlMs: this.init.gc.ttlMs },
       intervalMs: this.init.gc.intervalMs,
       logger: this.components.logger
     })

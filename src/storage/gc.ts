@@ -6,6 +6,7 @@
  * cache), a task in use is never removed, and the policy is a pure function
  * so it is tested on its own.
  */
+import fs from 'node:fs/promises'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 
 /** Evict down to this share of the quota once it is exceeded (Dragonfly: from 80 % of the disk to 60 %) */
@@ -47,8 +48,16 @@ export interface GcPolicy {
 export interface Eviction {
   taskId: string
   bytes: number
-  /** past the TTL; the store over its quota; room for a new task on a full disk */
-  reason: 'ttl' | 'quota' | 'space'
+  /** past the TTL; unused longer than asked (an on-demand run); the store over its quota; room on a full disk */
+  reason: 'ttl' | 'older' | 'quota' | 'space'
+}
+
+/** An on-demand collection (`damselfly gc`, POST /gc) */
+export interface CollectOptions {
+  /** remove idle tasks unused for this long too (ms > 0), whatever the configured TTL */
+  olderThanMs?: number
+  /** only choose: remove nothing */
+  dryRun?: boolean
 }
 
 /**
@@ -128,6 +137,15 @@ export function resolveQuota (quota: number | string, fsBytes: number): number {
   return Math.floor(fsBytes * pct / 100)
 }
 
+/** The quota in bytes for a store in `dir`: a share is of the size of the file system that holds it */
+export async function quotaBytesFor (quota: number | string, dir: string): Promise<number> {
+  if (typeof quota === 'number') {
+    return quota
+  }
+  const st = await fs.statfs(dir)
+  return resolveQuota(quota, st.blocks * st.bsize)
+}
+
 export interface StoreGcInit {
   /** every task of the store with its bytes, last use and whether an operation on it runs */
   usage(): GcCandidate[]
@@ -196,9 +214,12 @@ export class StoreGc {
     this.soonTimer.unref()
   }
 
-  /** One collection, after any in progress. Never throws: a failure is logged and kept in stats */
-  async run (): Promise<Eviction[]> {
-    return this.serial(async () => this.collect())
+  /**
+   * One collection, after any in progress; resolves to what was removed (or,
+   * dry, would be). Never throws: a failure is logged and kept in stats
+   */
+  async run (options: CollectOptions = {}): Promise<Eviction[]> {
+    return this.serial(async () => this.collect(options))
   }
 
   /**
@@ -228,13 +249,23 @@ export class StoreGc {
     return this.init.usage().map(t => ({ ...t, inUse: t.inUse || this.init.downloading(t.taskId) }))
   }
 
-  private async collect (): Promise<Eviction[]> {
+  private async collect (options: CollectOptions): Promise<Eviction[]> {
     const now = this.now()
     const tasks = this.candidates()
+    // an on-demand age limit shorter than the TTL stands in for it in this run
+    const { ttlMs } = this.init.policy
+    const older = options.olderThanMs
+    const policy = older != null && (ttlMs <= 0 || older < ttlMs) ? { ...this.init.policy, ttlMs: older } : this.init.policy
+    const pastTtl = (taskId: string): boolean => ttlMs > 0 && now - lastUse(tasks, taskId) >= ttlMs
+    const chosen = chooseEvictions(tasks, policy, now)
+      .map(e => e.reason === 'ttl' && !pastTtl(e.taskId) ? { ...e, reason: 'older' as const } : e)
+    if (options.dryRun === true) {
+      return chosen
+    }
     this.counts.runs++
     this.counts.lastRunAt = now
     delete this.counts.lastError
-    const done = await this.removeAll(chooseEvictions(tasks, this.init.policy, now))
+    const done = await this.removeAll(chosen)
     const total = tasks.reduce((a, t) => a + t.bytes, 0) - done.reduce((a, e) => a + e.bytes, 0)
     const quota = this.init.policy.quotaBytes
     this.counts.overQuota = quota > 0 && total > quota
@@ -257,7 +288,7 @@ export class StoreGc {
         done.push(e)
         this.counts.evicted++
         this.counts.evictedBytes += e.bytes
-        this.log('removed task %s (%d bytes): %s', e.taskId, e.bytes, REASONS[e.reason])
+        this.log('removed task %s (%d bytes): %s', e.taskId, e.bytes, EVICTION_REASONS[e.reason])
       } catch (err: any) {
         this.counts.lastError = `could not remove task ${e.taskId}: ${err.message}`
         this.log.error('could not remove task %s - %e', e.taskId, err)
@@ -267,8 +298,14 @@ export class StoreGc {
   }
 }
 
-const REASONS: Record<Eviction['reason'], string> = {
+function lastUse (tasks: GcCandidate[], taskId: string): number {
+  return tasks.find(t => t.taskId === taskId)?.lastUsedAt ?? 0
+}
+
+/** Why a task was removed, in words */
+export const EVICTION_REASONS: Record<Eviction['reason'], string> = {
   ttl: 'unused longer than the task TTL',
+  older: 'unused longer than asked',
   quota: 'the store was over its quota',
   space: 'the disk had no room for a new task'
 }

@@ -164,6 +164,42 @@ describe('store GC (StoreGc on a real store)', () => {
     expect(gc.stats().lastError).to.include(a).and.include('disk went away')
   })
 
+  it('on demand: --older-than removes idle tasks unused that long (past the TTL named as such), a dry run removes nothing', async () => {
+    const a = await importTask('a.bin', 100_000)
+    const b = await importTask('b.bin', 100_000)
+    const c = await importTask('c.bin', 100_000)
+    const d = await importTask('d.bin', 100_000)
+    // unused for: a 40 days, b 3 hours, c 2 minutes; d 3 hours but downloading
+    const clock = Date.now()
+    const idle: Record<string, number> = { [a]: 40 * DAY, [b]: 180 * MIN, [c]: 2 * MIN, [d]: 180 * MIN }
+    const removed: string[] = []
+    const gc = new StoreGc({
+      usage: () => store.usage().map(t => ({ ...t, lastUsedAt: clock - idle[t.taskId] })),
+      downloading: (id) => id === d,
+      remove: async (id) => { removed.push(id); await store.delete(id) },
+      policy: { quotaBytes: 0, ttlMs: 30 * DAY },
+      intervalMs: 0,
+      logger,
+      now: () => clock
+    })
+
+    const dry = await gc.run({ olderThanMs: 60 * MIN, dryRun: true })
+    expect(dry).to.deep.equal([{ taskId: a, bytes: 100_000, reason: 'ttl' }, { taskId: b, bytes: 100_000, reason: 'older' }])
+    expect(removed).to.deep.equal([])
+    expect(store.listTasks()).to.have.length(4)
+    expect(gc.stats()).to.include({ runs: 0, evicted: 0 })
+
+    // the configured TTL alone takes only a; a longer age limit than the TTL changes nothing
+    expect((await gc.run({ olderThanMs: 60 * DAY, dryRun: true })).map(e => e.taskId)).to.deep.equal([a])
+
+    // c was used 2 minutes ago: it stays even when asked for everything older than a minute, as does d
+    const done = await gc.run({ olderThanMs: MIN })
+    expect(done.map(e => e.taskId)).to.deep.equal([a, b])
+    expect(removed).to.deep.equal([a, b])
+    expect(store.listTasks().map(t => t.taskId)).to.have.members([c, d])
+    expect(gc.stats()).to.include({ runs: 1, evicted: 2, evictedBytes: 200_000 })
+  })
+
   it('skips a task asked for again while the collection ran', async () => {
     const a = await importTask('a.bin', 200_000)
     const b = await importTask('b.bin', 200_000)

@@ -6,7 +6,7 @@ import { UsageError } from '../../errors.ts'
 import { createDamselfly } from '../../node/index.ts'
 import { OutputExistsError } from '../../storage/index.ts'
 import { normaliseDigest } from '../../task/digest.ts'
-import { controlClient, formatBytes, nodeConfig, print, printJson, withNodeOptions } from '../common.ts'
+import { controlClient, formatBytes, nodeConfig, parseDuration, print, printJson, withNodeOptions } from '../common.ts'
 import type { GetRequest } from '../../node/damselfly.ts'
 import type { DownloadProgress } from '../../task/download.ts'
 import type { Args } from '../common.ts'
@@ -80,7 +80,7 @@ export const getCommand: CommandModule<object, Args> = {
         throw new OutputExistsError(`${output} exists; pass --overwrite to replace it`)
       }
     }
-    const timeoutMs = argv.timeout != null ? parseDuration(String(argv.timeout)) : undefined
+    const timeoutMs = argv.timeout != null ? parseDuration(String(argv.timeout), '--timeout') : undefined
     const showProgress = argv.progress !== false && argv.json !== true && process.stderr.isTTY === true
     const started = Date.now()
 
@@ -168,15 +168,6 @@ export function parseGetArgs (argv: Args): GetRequest {
     backToSource: argv['disable-back-to-source'] !== true,
     rateBps
   }
-}
-
-export function parseDuration (s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim())
-  if (m == null) {
-    throw new UsageError(`--timeout "${s}" is not a duration; use e.g. 500ms, 90s, 10m, 2h`)
-  }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
-  return Math.round(Number(m[1]) * unit)
 }
 
 function timeoutError (ms: number): DownloadTimeoutError {
