@@ -143,9 +143,35 @@ export interface SwarmRun {
   pieceTiming: Array<{ answerWait: SumCount, receive: SumCount }>
   /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   finalStatus: unknown[]
+  /** peers the trackers moved to the end of the pipeline for being slow, by time */
+  slowPeerMoves: SlowPeerMoveAt[]
   /** the origin's requests during the run (times in ms since the tasks were posted), when the origin logs them */
   originRequests?: OriginRequest[]
   timeline: Timeline
+}
+
+export interface SlowPeerMoveAt {
+  /** 1-based node numbers: the node whose tracker moved the peer, and the peer */
+  tracker: number
+  peer: number
+  /** seconds after the tasks were posted */
+  atS: number
+  /** pieces per second of the peer and of its upstream in the windows that decided */
+  rate: number
+  upstreamRate: number
+}
+
+/** The moves every node's tracker recorded for the task, as node numbers and run time */
+function slowPeerMoves (status: any[], taskId: string, t0: number): SlowPeerMoveAt[] {
+  const node = new Map<string, number>(status.map((st, i) => [String(st.peerId), i + 1]))
+  const moves: SlowPeerMoveAt[] = []
+  status.forEach((st, i) => {
+    const task = (st.trackedTasks ?? []).find((t: any) => t.taskId === taskId)
+    for (const m of task?.slowPeersMoved ?? []) {
+      moves.push({ tracker: i + 1, peer: node.get(m.peerId) ?? 0, atS: (m.at - t0) / 1000, rate: m.rate, upstreamRate: m.upstreamRate })
+    }
+  })
+  return moves.sort((a, b) => a.atS - b.atS)
 }
 
 export interface RunOptions extends DaemonOptions {
@@ -414,6 +440,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
       pieceTiming,
+      slowPeerMoves: slowPeerMoves(status, taskId, t0),
       finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, transfer: st.transfer, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
       originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
       timeline

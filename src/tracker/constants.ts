@@ -221,3 +221,6 @@ export const UPSTREAM_SETTLE_WINDOWS = 1
 
 /** A peer is moved to the end of the pipeline at most once per this long */
 export const SLOW_PEER_MOVE_INTERVAL_MS = 30_000
+
+/** A task's summary lists its last this many moves (status, the fan-out bench) */
+export const SLOW_PEER_MOVES_KEPT = 16

@@ -33,6 +33,7 @@ import {
   MAX_URL_CHARS,
   RATE_WINDOW_MS,
   SLOW_PEER_MOVE_INTERVAL_MS,
+  SLOW_PEER_MOVES_KEPT,
   SLOW_PEER_RATE_FRACTION,
   SLOW_WINDOWS,
   UPSTREAM_SETTLE_WINDOWS
@@ -161,6 +162,17 @@ export interface TaskSummary {
   grantsOutstanding: number
   /** Pieces whose digest is recorded */
   digestsKnown: number
+  /** The last peers moved to the end of the pipeline for being slow, oldest first */
+  slowPeersMoved: SlowPeerMove[]
+}
+
+export interface SlowPeerMove {
+  peerId: string
+  /** epoch ms */
+  at: number
+  /** its pieces per second and its upstream's, in the windows that decided */
+  rate: number
+  upstreamRate: number
 }
 
 export interface TrackerStateInit {
@@ -246,6 +258,8 @@ interface TaskRecord {
   blocklist: Blocklist
   /** Bad-piece reports: reported peer → reporters, so one reporter cannot block a peer alone */
   badReports: Map<string, Set<string>>
+  /** The last SLOW_PEER_MOVES_KEPT moves to the end of the pipeline */
+  moves: SlowPeerMove[]
   /** When the last peer left; undefined while the task has peers */
   emptySince?: number
 }
@@ -700,7 +714,8 @@ export class TrackerState {
       completePeers: 0,
       grants: new SourceGrants(this.#sourceGrants),
       blocklist: new Blocklist(this.#blocklist),
-      badReports: new Map()
+      badReports: new Map(),
+      moves: []
     }
   }
 
@@ -811,6 +826,10 @@ export class TrackerState {
     task.peers.set(record.peerId, record)
     record.movedAt = now
     record.slowWindows = 0
+    task.moves.push({ peerId: record.peerId, at: now, rate: record.rate, upstreamRate: upstream.rate })
+    if (task.moves.length > SLOW_PEER_MOVES_KEPT) {
+      task.moves.shift()
+    }
     return true
   }
 
@@ -965,6 +984,7 @@ function summarise (task: TaskRecord): TaskSummary {
     peers: task.peers.size,
     completePeers: task.completePeers,
     grantsOutstanding,
-    digestsKnown: task.digestKnown.count()
+    digestsKnown: task.digestKnown.count(),
+    slowPeersMoved: task.moves.map(m => ({ ...m }))
   }
 }

@@ -106,7 +106,7 @@ describe('tracker on real libp2p nodes (tcp + noise + yamux + identify on 127.0.
     expect(answer.intervalMs).to.equal(1000)
 
     expect(await client.report(elected.peerId, T, [{ index: 0, digest: digestOf('n', 0) }])).to.deep.equal({ rejected: [] })
-    expect(elected.services.tracker.tasks()).to.deep.equal([{ taskId: T, pieceCount: 8, peers: 1, completePeers: 0, grantsOutstanding: 7, digestsKnown: 1 }])
+    expect(elected.services.tracker.tasks()).to.deep.equal([{ taskId: T, pieceCount: 8, peers: 1, completePeers: 0, grantsOutstanding: 7, digestsKnown: 1, slowPeersMoved: [] }])
     expect(elected.services.tracker.stats()).to.deep.include({ tasks: 1, peers: 1, registrations: 1, grants: 1 })
 
     // the elected tracker's own client answers in-process and sees the plain node as a parent

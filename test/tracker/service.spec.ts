@@ -77,7 +77,7 @@ describe('tracker/service', () => {
     expect(calculated.get('damselfly_tracker_tasks')?.()).to.equal(1)
     expect(calculated.get('damselfly_tracker_peers')?.()).to.equal(1)
     expect(service.stats()).to.deep.include({ tasks: 1, peers: 1, registrations: 1, grants: 1, requests: 1, inFlight: 0 })
-    expect(service.tasks()).to.deep.equal([{ taskId: T, pieceCount: 4, peers: 1, completePeers: 0, grantsOutstanding: 4, digestsKnown: 0 }])
+    expect(service.tasks()).to.deep.equal([{ taskId: T, pieceCount: 4, peers: 1, completePeers: 0, grantsOutstanding: 4, digestsKnown: 0, slowPeersMoved: [] }])
 
     // a remote the client cannot reach is counted by cause
     const remote = await newPeerId()

@@ -298,6 +298,8 @@ describe('tracker/state', () => {
       expect(last.get('d')!.upstream).to.equal('b')
       expect(last.get('e')!.upstream).to.equal('d')
       expect(last.get('c')!.upstream).to.equal('e', 'the slow peer streams from the last one')
+      // the task's summary keeps the move, with the rates that decided it (pieces per second)
+      expect(state.tasks()[0].slowPeersMoved).to.deep.equal([{ peerId: 'c', at: when, rate: 2, upstreamRate: 8 }])
     })
 
     it('leaves the pipeline alone when every peer keeps pace, or a peer is slow for one window only', () => {
