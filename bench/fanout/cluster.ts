@@ -15,6 +15,7 @@ import { cliPath } from '../lib/paths.ts'
 import { sleep } from '../lib/proc.ts'
 import { inNamespace, NetnsLab } from './netns.ts'
 import type { Guard } from './guard.ts'
+import type { LabOptions } from './netns.ts'
 import type { DemoOrigin } from '../../src/cli/demo/origin.ts'
 import type { Resources, Watched } from '../lib/proc.ts'
 import type { ChildProcess } from 'node:child_process'
@@ -293,8 +294,8 @@ export class NetnsCluster implements Cluster {
   /**
    * Create the lab (origin + `peers` hosts at `rateMbit`) and start the origin in it
    */
-  static async start (file: string, peers: number, rateMbit: number, tag: number, resources: Resources, guard: Guard, slow?: { peer: number, rateMbit: number }): Promise<NetnsCluster> {
-    const lab = new NetnsLab(peers, rateMbit, tag, { slow })
+  static async start (file: string, peers: number, rateMbit: number, tag: number, resources: Resources, guard: Guard, labOptions: LabOptions = {}): Promise<NetnsCluster> {
+    const lab = new NetnsLab(peers, rateMbit, tag, labOptions)
     guard.addLab(lab)
     lab.create()
     const origin = await WorkerOrigin.start(file, lab.origin.ip, NETNS_ORIGIN_PORT, lab.origin.ns, resources, guard)

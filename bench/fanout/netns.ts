@@ -28,6 +28,25 @@ const TBF_LATENCY_MS = 50
 /** tbf bucket: at least this many bytes (a few MTU-sized packets; GSO sends up to 64 KiB at once) */
 const TBF_MIN_BURST_BYTES = 32 * 1024
 
+/** Ethernet's; the largest a veth takes is 65535 */
+export const DEFAULT_MTU = 1500
+export const MIN_MTU = 576
+export const MAX_MTU = 65535
+
+/** What differs from the plain lab */
+export interface LabOptions {
+  /** `key=value` settings applied in every namespace (default: BENCH_NETNS_SYSCTL, comma-separated) */
+  sysctls?: string[]
+  /** one peer (its index into `peers`) capped at a lower rate (Mbit/s), both ways */
+  slow?: { peer: number, rateMbit: number }
+  /**
+   * MTU of every link (default 1500). tbf sends a backlogged queue one packet
+   * per timer, and in a VM every timer is an interrupt: with jumbo frames the
+   * lab itself costs the shared cores far less (see README, Benchmarks).
+   */
+  mtu?: number
+}
+
 export interface LabHost {
   /** network namespace name */
   ns: string
@@ -132,6 +151,9 @@ export class NetnsLab {
   /** `key=value` settings applied in every namespace */
   private readonly sysctls: string[]
 
+  /** MTU of every link */
+  public readonly mtu: number
+
   /** one peer (index into `peers`) capped at a lower rate, both ways */
   public readonly slow?: { peer: number, rateMbit: number }
 
@@ -140,16 +162,16 @@ export class NetnsLab {
    * @param rateMbit - tbf rate of every link in each direction, Mbit/s
    * @param tag - distinguishes labs of one process (e.g. the scenario number)
    * @param options - what differs from the plain lab
-   * @param options.sysctls - e.g. net.ipv4.tcp_notsent_lowat=131072 (default: BENCH_NETNS_SYSCTL, comma-separated)
-   * @param options.slow - one peer capped at a lower rate
-   * @param options.slow.peer - its index into `peers`
-   * @param options.slow.rateMbit - its rate in each direction, Mbit/s
    */
-  constructor (peers: number, rateMbit: number, tag: number, options: { sysctls?: string[], slow?: { peer: number, rateMbit: number } } = {}) {
+  constructor (peers: number, rateMbit: number, tag: number, options: LabOptions = {}) {
     const pid = process.pid
     this.rateMbit = rateMbit
     this.slow = options.slow
     this.sysctls = options.sysctls ?? (process.env.BENCH_NETNS_SYSCTL ?? '').split(',').filter(s => s !== '')
+    this.mtu = options.mtu ?? DEFAULT_MTU
+    if (!Number.isInteger(this.mtu) || this.mtu < MIN_MTU || this.mtu > MAX_MTU) {
+      throw new Error(`MTU ${this.mtu} is out of range: use a whole number of bytes from ${MIN_MTU} to ${MAX_MTU}`)
+    }
     this.bridge = `df${pid}br`
     const host = (i: number, name: string, ip: number): LabHost => ({
       ns: `dfly-${pid}-${tag}-${name}`,
@@ -181,9 +203,9 @@ export class NetnsLab {
         run('ip', ['netns', 'add', h.ns])
         this.created.namespaces.push(h.ns)
         run('ip', ['link', 'add', h.hostIf, 'type', 'veth', 'peer', 'name', h.nsIf, 'netns', h.ns])
-        run('ip', ['link', 'set', h.hostIf, 'master', this.bridge, 'up'])
+        run('ip', ['link', 'set', h.hostIf, 'mtu', String(this.mtu), 'master', this.bridge, 'up'])
         run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/${SUBNET_BITS}`, 'dev', h.nsIf])
-        run('ip', ['-n', h.ns, 'link', 'set', h.nsIf, 'up'])
+        run('ip', ['-n', h.ns, 'link', 'set', h.nsIf, 'mtu', String(this.mtu), 'up'])
         run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up'])
         for (const setting of this.sysctls) {
           run('ip', ['netns', 'exec', h.ns, 'sysctl', '-q', '-w', setting])

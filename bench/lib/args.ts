@@ -82,7 +82,7 @@ export function boolFlag (args: Args, name: string): boolean {
   return v === true || v === 'true' || v === '1'
 }
 
-export function intFlag (args: Args, name: string, def: number, min = 1): number {
+export function intFlag (args: Args, name: string, def: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   const v = args.flags.get(name)
 
   if (v == null || v === true) {
@@ -91,8 +91,8 @@ export function intFlag (args: Args, name: string, def: number, min = 1): number
 
   const n = Number(v)
 
-  if (!Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${v}"`)
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}, got "${v}"`)
   }
 
   return n
