@@ -553,21 +553,48 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       return
     }
     if (res.direct !== true) {
-      if (this.tracker != null && this.tracker !== res.tracker) {
-        this.log('tracker changed %s → %s', this.tracker, res.tracker)
-        this.trackerKnows = []
-      } else if (this.tracker == null) {
-        this.log('tracker %s', res.tracker)
-      }
-      this.tracker = res.tracker
-      this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS
+      this.noteTracker(res)
     }
-
     if (res.meta != null && (res.meta.contentLength !== meta.contentLength || res.meta.pieceSize !== meta.pieceSize)) {
       await this.ctx.store.delete(meta.taskId)
       throw new TaskChangedError(`the tracker describes task ${meta.taskId} as ${res.meta.contentLength} bytes in ${res.meta.pieceSize}-byte pieces, but this node had ${meta.contentLength} in ${meta.pieceSize}: the file changed at the origin; the partial copy was dropped, run the download again`)
     }
+    await this.learnDigests(res, meta)
+    const seen = this.mergeParents(res)
+    if (res.direct === true) {
+      return
+    }
+    const have = this.haveBitfield()
+    this.followUpstream(res.upstream)
+    for (const [id, p] of this.parents) {
+      if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id) && id !== this.upstream) {
+        this.parents.delete(id)
+      }
+    }
 
+    // each answer carries our whole current grant: pieces missing from it were moved to another peer
+    this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
+    this.grantStripe = res.grantStripe
+    if (confirmsGrant) {
+      this.grantEpoch++
+    }
+    this.reportUnknownDigests(have)
+  }
+
+  /** The tracker that answered, and the announce interval it asks for */
+  private noteTracker (res: AnnounceResult): void {
+    if (this.tracker != null && this.tracker !== res.tracker) {
+      this.log('tracker changed %s → %s', this.tracker, res.tracker)
+      this.trackerKnows = []
+    } else if (this.tracker == null) {
+      this.log('tracker %s', res.tracker)
+    }
+    this.tracker = res.tracker
+    this.intervalMs = res.intervalMs > 0 ? res.intervalMs : DEFAULT_ANNOUNCE_INTERVAL_MS
+  }
+
+  /** Store the piece digests the answer carries that we lacked, and note which the tracker knows */
+  private async learnDigests (res: AnnounceResult, meta: TaskMetadata): Promise<void> {
     const digests = res.digests ?? []
     const learned: Array<string | undefined> = meta.pieceDigests.slice()
     let changed = false
@@ -587,7 +614,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       await this.ctx.store.setPieceDigests(meta.taskId, learned)
       this.meta = this.ctx.store.getTask(meta.taskId)
     }
+  }
 
+  /** Add or update the parents the answer names (not ourselves, not blocked); returns their ids */
+  private mergeParents (res: AnnounceResult): Set<string> {
     const now = Date.now()
     const seen = new Set<string>()
     for (const p of res.parents) {
@@ -606,29 +636,18 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         this.parents.set(p.peerId, { peerId: p.peerId, addrs: p.addrs, have: p.have, inflight: 0, failures: 0, restUntil: 0, bytes: 0, rate: new DeliveryRate() })
       }
     }
-    const have = this.haveBitfield()
-    if (res.direct === true) {
-      return
-    }
-    this.followUpstream(res.upstream)
-    for (const [id, p] of this.parents) {
-      if (!seen.has(id) && p.inflight === 0 && !this.providers.has(id) && id !== this.upstream) {
-        this.parents.delete(id)
-      }
-    }
+    return seen
+  }
 
-    // each answer carries our whole current grant: pieces missing from it were moved to another peer
-    this.trackerGrants = new Set(res.grant.filter(i => i >= 0 && i < meta.pieceCount && !have.get(i)))
-    this.grantStripe = res.grantStripe
-    if (confirmsGrant) {
-      this.grantEpoch++
-    }
-
-    // pieces we hold whose digest the tracker does not know yet (ours from the
-    // origin, or a tracker that took over): report them
-    for (let i = 0; i < meta.pieceCount; i++) {
-      if (have.get(i) && !this.trackerKnows[i] && this.meta!.pieceDigests[i] != null) {
-        this.pendingReports.set(i, Buffer.from(this.meta!.pieceDigests[i]!, 'hex'))
+  /**
+   * Pieces we hold whose digest the tracker does not know yet (ours from the
+   * origin, or a tracker that took over): report them
+   */
+  private reportUnknownDigests (have: Bitfield): void {
+    const digests = this.meta!.pieceDigests
+    for (let i = 0; i < digests.length; i++) {
+      if (have.get(i) && !this.trackerKnows[i] && digests[i] != null) {
+        this.pendingReports.set(i, Buffer.from(digests[i]!, 'hex'))
       }
     }
     if (this.pendingReports.size > 0) {
