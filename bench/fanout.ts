@@ -129,6 +129,7 @@ interface ScenarioSummary {
   foreignCores: Summary
   /** share of all cores busy during the download (every process and the kernel) */
   machineBusy: Summary
+  timerIrqPerS: Summary
   idleCores: Summary
   settleS: Summary
   allCopiesOk: boolean
@@ -196,6 +197,7 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     downlinkBusy: summarize(r.runs.map(x => r.scenario.rateMbit == null ? NaN : downlinkBusyWhileOriginSends(x.timeline, r.scenario.rateMbit * 1e6 / 8) ?? NaN)),
     foreignCores: summarize(r.runs.map(x => x.foreignCores)),
     machineBusy: summarize(r.runs.map(x => x.machineBusy)),
+    timerIrqPerS: summarize(r.runs.map(x => x.timerIrqPerS)),
     idleCores: summarize(r.runs.map(x => x.idleCores)),
     settleS: summarize(r.runs.map(x => x.settleS)),
     allCopiesOk: r.runs.every(x => x.ok) && r.plain.every(p => p.ok)
@@ -387,7 +389,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'machine CPU busy', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'machine CPU busy', 'timer interrupts / s', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -408,6 +410,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       `${fmtRange(s.answerWaitS, 2)} / ${fmtRange(s.pieceReceiveS, 2)}`,
       Number.isNaN(s.downlinkBusy.median) ? '–' : fmtPercent(s.downlinkBusy, 0),
       fmtPercent(s.machineBusy, 0),
+      fmtRange(s.timerIrqPerS, 0),
       fmtRange(s.settleS, 1),
       fmtRange(s.idleCores, 2),
       fmtRange(s.foreignCores, 2)
@@ -422,6 +425,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
     'machine CPU busy = share of all cores busy while the task ran (every process, and the kernel\'s work for the emulated links): near 100 % the run is CPU-bound, not network-bound.',
+    'timer interrupts = local timer interrupts of the whole machine per second of the run; in netns mostly the tbf queues\' (one per packet that waits for tokens), each an exit to the hypervisor in a VM (--mtu 9000 sends fewer, larger packets).',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])
 

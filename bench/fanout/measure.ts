@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { machineBusySeconds, procCpuSeconds, procStatusKiB, sleep } from '../lib/proc.ts'
+import { machineBusySeconds, procCpuSeconds, procStatusKiB, sleep, timerInterrupts } from '../lib/proc.ts'
 import { median } from '../lib/stats.ts'
 import { sha256File } from './files.ts'
 import type { Cluster, DaemonOptions, OriginRequest, Peer } from './cluster.ts'
@@ -135,6 +135,8 @@ export interface SwarmRun {
    * CPU-bound, not network-bound, whatever the link rate
    */
   machineBusy: number
+  /** local timer interrupts per second on the whole machine during the download (netns: mostly the tbf queues') */
+  timerIrqPerS: number
   /** tracker requests the daemons sent (client attempts, this node's own included) per node and second of the run */
   trackerRequestsPerNodeS: number
   /** per node, verified piece bytes received from peers, copies of pieces it already had or was storing included */
@@ -380,6 +382,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const own0 = helpers.map(pid => procCpuSeconds(pid) ?? 0)
     const self0 = process.cpuUsage()
     const machine0 = machineBusySeconds()
+    const irq0 = timerInterrupts()
     o.onProgress?.(`the swarm formed in ${membershipS.toFixed(1)} s and settled in ${settleS.toFixed(1)} s; every node asks for the file now`)
     const t0 = Date.now()
     const ids = await Promise.all(peers.map(async p => (await p.client.post('/tasks', { url: cluster.originUrl })).taskId as string))
@@ -399,6 +402,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const own = helpers.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? 0) - own0[i], 0)
     const selfUsage = process.cpuUsage(self0)
     const machine = machineBusySeconds() - machine0
+    const irq = timerInterrupts() - irq0
     const peakRssKiB = pids.map(pid => procStatusKiB(pid, 'VmHWM') ?? NaN)
     const cpuS = cpu1.map((c, i) => c - cpu0[i])
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
@@ -437,6 +441,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       cpuTotalS: cpu1,
       foreignCores,
       machineBusy: machine / seconds / os.availableParallelism(),
+      timerIrqPerS: irq / seconds,
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
       pieceTiming,

@@ -45,6 +45,23 @@ export function machineBusySeconds (): number {
   return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK
 }
 
+/**
+ * Local timer interrupts so far, all CPUs (the LOC line of /proc/interrupts);
+ * NaN where there is none. In the netns lab each tbf queue that waits for
+ * tokens arms a timer per packet, and in a VM every interrupt is dear.
+ */
+export function timerInterrupts (): number {
+  try {
+    const line = fs.readFileSync('/proc/interrupts', 'utf8').split('\n').find(l => l.trimStart().startsWith('LOC:'))
+    if (line == null) {
+      return NaN
+    }
+    return line.trim().split(/\s+/).slice(1).map(Number).filter(n => Number.isFinite(n)).reduce((a, n) => a + n, 0)
+  } catch {
+    return NaN
+  }
+}
+
 /** process.cpuUsage() in seconds since `since` */
 export function cpuSecondsSince (since: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(since)
