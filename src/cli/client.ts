@@ -51,6 +51,19 @@ export class ControlClient {
   }
 
   /**
+   * A response body as it arrives (a task's bytes), with its length when
+   * the daemon sent one
+   */
+  async body (path: string, options: { signal?: AbortSignal } = {}): Promise<{ length?: number, chunks: AsyncIterable<Uint8Array> }> {
+    const res = await this.open('GET', path, undefined, options)
+    if (res.statusCode !== 200) {
+      throw await toError(res)
+    }
+    const length = Number(res.headers['content-length'])
+    return { length: Number.isSafeInteger(length) ? length : undefined, chunks: res }
+  }
+
+  /**
    * Open a response stream (server-sent events); yields each event's data parsed as JSON
    */
   async * events (path: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<any> {

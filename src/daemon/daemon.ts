@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import net from 'node:net'
 import path from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
@@ -145,6 +146,7 @@ export class Daemon {
         return { taskId: params.id, cancelled }
       })
       .route('DELETE', '/tasks/:id/data', async (_req, _res, params) => node.service.removeTask(params.id))
+      .route('GET', '/tasks/:id/data', async (_req, res, params) => { await this.sendTaskData(res, params.id) })
       .route('GET', '/tasks/:id/events', (req, res, params) => { this.streamEvents(req, res, params.id) })
       .route('POST', '/tasks/:id/export', async (req, _res, params) => {
         const body = await readJson(req)
@@ -177,6 +179,37 @@ export class Daemon {
       throw new HttpError(404, `no download of task ${taskId} on this node; list them with GET /tasks`)
     }
     return d
+  }
+
+  /**
+   * A complete task's bytes, each piece checked against its digest on the
+   * way out (`damselfly get -O -`). A failure after the headers cuts the
+   * response short of its content-length, so no client takes it as whole.
+   */
+  private async sendTaskData (res: http.ServerResponse, taskId: string): Promise<void> {
+    const meta = this.node.service.store.getTask(taskId)
+    if (meta == null) {
+      throw new HttpError(404, `task ${taskId} is not in the store; list the tasks with GET /tasks`)
+    }
+    if (meta.state !== 'complete') {
+      throw new HttpError(409, `task ${taskId} is ${meta.state}, not complete; download it first`)
+    }
+    const gone = new AbortController()
+    res.once('close', () => { gone.abort() })
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(meta.contentLength) })
+    try {
+      for await (const piece of this.node.service.store.stream(taskId, { signal: gone.signal })) {
+        if (!res.write(piece)) {
+          await once(res, 'drain', { signal: gone.signal })
+        }
+      }
+      res.end()
+    } catch (err) {
+      if (!gone.signal.aborted) {
+        // the client is still there: the dispatcher logs it and cuts the response
+        throw err
+      }
+    }
   }
 
   /**

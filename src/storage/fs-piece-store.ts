@@ -539,6 +539,39 @@ export class FsPieceStore implements PieceStore {
     return this.track(entry, this.exportTask(entry, path.resolve(destPath), options))
   }
 
+  /**
+   * The bytes of a complete task in order, for writing it to a stream
+   * (stdout, HTTP): each piece is checked against its digest before it is
+   * yielded, so corrupt bytes never leave, and the whole file against the
+   * task's digest, when known, at the end.
+   */
+  async * stream (taskId: string, options: AbortOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    const { task, present } = this.entry(taskId)
+
+    if (present !== task.pieceCount) {
+      throw new TaskIncompleteError(`Task ${taskId} has ${present} of ${task.pieceCount} pieces - wait for the download to finish`)
+    }
+
+    const whole = task.digest != null ? createHash('sha256') : undefined
+
+    for (let i = 0; i < task.pieceCount; i++) {
+      const piece = await this.get(taskId, i, options)
+
+      if (sha256(piece) !== task.pieceDigests[i]) {
+        throw new PieceDigestMismatchError(`Stored piece ${i} of task ${taskId} is corrupt - delete the task and fetch it again`)
+      }
+
+      whole?.update(piece)
+      yield piece
+    }
+
+    const actual = whole == null ? undefined : `sha256:${whole.digest('hex')}`
+
+    if (actual != null && actual !== task.digest) {
+      throw new DigestMismatchError(`Task ${taskId} assembles to ${actual} but its digest is ${task.digest} - delete the task and fetch it again`)
+    }
+  }
+
   stats (): StoreStats {
     return { tasks: this.tasks.size, bytesStored: this.bytesStored }
   }

@@ -4,6 +4,8 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'aegir/chai'
+import { ControlClient } from '../../src/cli/client.ts'
+import { socketPath } from '../../src/daemon/index.ts'
 import { runCli, startDaemon, stopAll } from '../utils/cli.ts'
 import { TestSwarm, waitFor } from '../utils/nodes.ts'
 import type { DaemonProcess } from '../utils/cli.ts'
@@ -176,7 +178,7 @@ describe('daemon and CLI', function () {
     expect(quota.stderr).to.include('storage.quota').and.include('80%')
   })
 
-  it('import, export and rm work through the daemon and without one; rm frees the task, an unknown one is named', async () => {
+  it('import, export, GET /tasks/:id/data and rm work through the daemon, and all but the data route without one; rm frees the task, an unknown one is named', async () => {
     const file = path.join(tmp, 'rm.bin')
     await fs.writeFile(file, Buffer.alloc(200_000, 'rm'))
     const d = await startDaemon()
@@ -188,6 +190,16 @@ describe('daemon and CLI', function () {
     const exported = await runCli(['export', id, '-O', out, '--data-dir', d.dataDir])
     expect(exported.code).to.equal(0, exported.stderr)
     expect(await fs.readFile(out)).to.deep.equal(await fs.readFile(file))
+    // GET /tasks/:id/data streams the verified bytes; an unknown task is a 404
+    const client = new ControlClient([{ socketPath: socketPath(d.dataDir) }])
+    const body = await client.body(`/tasks/${id}/data`)
+    const chunks: Uint8Array[] = []
+    for await (const c of body.chunks) {
+      chunks.push(c)
+    }
+    expect(body.length).to.equal(200_000)
+    expect(Buffer.concat(chunks)).to.deep.equal(await fs.readFile(file))
+    await expect(client.body(`/tasks/${'0'.repeat(64)}/data`)).to.eventually.be.rejected.with.property('status', 404)
     const rm = await runCli(['rm', id, '--data-dir', d.dataDir])
     expect(rm.code).to.equal(0, rm.stderr)
     expect(rm.stdout).to.include(`removed ${id} (195.3 KiB)`)

@@ -66,6 +66,30 @@ describe('damselfly get', function () {
     expect(origin.bytesSent()).to.be.at.most(bytes.byteLength + 16)
   })
 
+  it('-O - writes the verified file to stdout, with a daemon and without; the summary goes to stderr; a reader that stops early is no error', async () => {
+    const embedded = await runCli(['get', origin.url, '-O', '-', ...embeddedArgs(path.join(dir, 'node'))])
+    expect(embedded.code, embedded.stderr).to.equal(0)
+    expect(sha256(embedded.stdoutBytes)).to.equal(sha256(bytes))
+    expect(embedded.stderr).to.include('stdout: 3.0 MiB').and.include('via embedded')
+
+    const d = await startDaemon()
+    daemons.push(d)
+    const viaDaemon = await runCli(['get', origin.url, '-O', '-', '--data-dir', d.dataDir])
+    expect(viaDaemon.code, viaDaemon.stderr).to.equal(0)
+    expect(sha256(viaDaemon.stdoutBytes)).to.equal(sha256(bytes))
+    expect(viaDaemon.stderr).to.include('via daemon')
+
+    // the task is in the daemon's store now: a reader that takes 64 KiB and closes the pipe
+    const head = await runCli(['get', origin.url, '-O', '-', '--data-dir', d.dataDir], { closeStdoutAfter: 64 * 1024 })
+    expect(head.code, head.stderr).to.equal(0)
+    expect(head.stderr).to.not.include('Error')
+
+    const both = await runCli(['get', origin.url, '-O', '-', '--json', '--data-dir', d.dataDir])
+    expect(both.code).to.equal(2)
+    expect(both.stderr).to.include('-O -').and.include('--json')
+    expect(await fs.readdir(dir)).to.not.include('-')
+  })
+
   it('a wrong --digest exits 5 naming both digests and leaves no output file', async () => {
     const out = path.join(dir, 'out.bin')
     const wrong = `sha256:${'ab'.repeat(32)}`

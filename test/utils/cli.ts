@@ -9,26 +9,37 @@ import type { SpawnedDaemon } from '../../src/cli/demo/daemons.ts'
 export interface CliResult {
   code: number | null
   stdout: string
+  /** stdout as bytes (a file written with -O -) */
+  stdoutBytes: Buffer
   stderr: string
 }
 
 /**
  * Run `damselfly <args>` to completion
  */
-export async function runCli (args: string[], options: { env?: Record<string, string>, timeoutMs?: number, cwd?: string } = {}): Promise<CliResult> {
+export async function runCli (args: string[], options: { env?: Record<string, string>, timeoutMs?: number, cwd?: string, closeStdoutAfter?: number } = {}): Promise<CliResult> {
   const child = spawn(process.execPath, [cliPath(), ...args], {
     env: { ...process.env, DEBUG: '', ...options.env },
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += String(d) })
-  child.stderr.on('data', (d) => { stderr += String(d) })
+  const out: Buffer[] = []
+  let outBytes = 0
+  const err: Buffer[] = []
+  child.stdout.on('data', (d: Buffer) => {
+    out.push(d)
+    outBytes += d.byteLength
+    // a reader that stops early, as `| head` does
+    if (options.closeStdoutAfter != null && outBytes >= options.closeStdoutAfter) {
+      child.stdout.destroy()
+    }
+  })
+  child.stderr.on('data', (d: Buffer) => { err.push(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000)
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
   clearTimeout(timer)
-  return { code, stdout, stderr }
+  const stdoutBytes = Buffer.concat(out)
+  return { code, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(err).toString() }
 }
 
 export type DaemonProcess = SpawnedDaemon

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import cliProgress from 'cli-progress'
 import { parseByteSize } from '../../config/index.ts'
 import { UsageError } from '../../errors.ts'
@@ -57,7 +58,7 @@ export const getCommand: CommandModule<object, Args> = {
   describe: 'Download a file through the swarm (like dfget): each piece comes from peers, or once from the origin',
   builder: (y) => withNodeOptions(y)
     .positional('url', { type: 'string', describe: 'http(s):// or file:// URL of the file; or sha256:<hex> for content only peers hold' })
-    .option('output', { alias: 'O', type: 'string', describe: 'Where to write the file', demandOption: true })
+    .option('output', { alias: 'O', type: 'string', describe: 'Where to write the file; - writes it to stdout once it is complete and verified', demandOption: true })
     .option('digest', { type: 'string', describe: 'Expected sha256:<hex> of the whole file; the task id then comes from it' })
     .option('header', { alias: 'H', type: 'string', array: true, describe: 'Header sent to the origin, "Name: value" (repeatable)' })
     .option('filtered-query-param', { type: 'string', array: true, describe: 'Query parameter left out of the task id, e.g. a signature (repeatable)' })
@@ -70,16 +71,12 @@ export const getCommand: CommandModule<object, Args> = {
     .option('progress', { type: 'boolean', default: true, describe: 'Show a progress bar on a terminal (--no-progress hides it)' })
     .option('json', { type: 'boolean', describe: 'Print the result as JSON' })
     .example('$0 get https://example.com/model.bin -O model.bin', 'through the running daemon, or an embedded node')
-    .example('$0 get https://registry/v2/x/blobs/sha256:ab… --digest sha256:ab… -O layer.tar', 'checked against its digest') as any,
+    .example('$0 get https://registry/v2/x/blobs/sha256:ab… --digest sha256:ab… -O layer.tar', 'checked against its digest')
+    .example('$0 get https://example.com/data.tar -O - | tar -x', 'to stdout; progress and the summary go to stderr') as any,
   handler: async (argv) => {
     const request = parseGetArgs(argv)
-    const output = path.resolve(String(argv.output))
-    if (argv.overwrite !== true) {
-      const exists = await fs.stat(output).then(() => true, () => false)
-      if (exists) {
-        throw new OutputExistsError(`${output} exists; pass --overwrite to replace it`)
-      }
-    }
+    const output = await outputOf(argv)
+    const toStdout = output === STDOUT
     const timeoutMs = argv.timeout != null ? parseDuration(String(argv.timeout), '--timeout') : undefined
     const showProgress = argv.progress !== false && argv.json !== true && process.stderr.isTTY === true
     const started = Date.now()
@@ -118,8 +115,10 @@ export const getCommand: CommandModule<object, Args> = {
       printJson({ ...result, output, via, seconds })
       return
     }
-    print(`${output}: ${formatBytes(result.contentLength ?? 0)} in ${seconds.toFixed(1)}s (task ${result.taskId}, via ${via})`)
-    print(`from peers ${formatBytes(result.fromPeers)} (${total > 0 ? Math.round(100 * result.fromPeers / total) : 0}%), from origin ${formatBytes(result.fromOrigin)}${total === 0 ? ', already in the local store' : ''}`)
+    // with -O - stdout carries the file
+    const say = toStdout ? (line: string) => { process.stderr.write(`${line}\n`) } : print
+    say(`${toStdout ? 'stdout' : output}: ${formatBytes(result.contentLength ?? 0)} in ${seconds.toFixed(1)}s (task ${result.taskId}, via ${via})`)
+    say(`from peers ${formatBytes(result.fromPeers)} (${total > 0 ? Math.round(100 * result.fromPeers / total) : 0}%), from origin ${formatBytes(result.fromOrigin)}${total === 0 ? ', already in the local store' : ''}`)
   }
 }
 
@@ -199,8 +198,59 @@ async function viaDaemon (client: Awaited<ReturnType<typeof controlClient>>, req
     }
     throw new RemoteDownloadError('DownloadCancelledError', `the download was ${last.state} in the daemon; run the same get again to resume it`)
   }
-  await client.post(`/tasks/${taskId}/export`, { output, overwrite })
+  if (output === STDOUT) {
+    const { length, chunks } = await client.body(`/tasks/${taskId}/data`)
+    const written = await writeStdout(chunks)
+    if (written != null && length != null && written !== length) {
+      throw new RemoteDownloadError('TransferError', `the daemon sent ${written} of the file's ${length} bytes and stopped (see its log); stdout holds a partial file - run the same get again`)
+    }
+  } else {
+    await client.post(`/tasks/${taskId}/export`, { output, overwrite })
+  }
   return last
+}
+
+/** `-O -`: the file goes to stdout */
+const STDOUT = '-'
+
+/** Where the file goes: STDOUT, or an absolute path that is free (or --overwrite) */
+async function outputOf (argv: Args): Promise<string> {
+  if (String(argv.output) === STDOUT) {
+    if (argv.json === true) {
+      throw new UsageError('--json prints to stdout, where -O - writes the file: use one of them')
+    }
+    return STDOUT
+  }
+  const output = path.resolve(String(argv.output))
+  if (argv.overwrite !== true && await fs.stat(output).then(() => true, () => false)) {
+    throw new OutputExistsError(`${output} exists; pass --overwrite to replace it`)
+  }
+  return output
+}
+
+/**
+ * Copy the chunks to stdout as fast as it takes them; resolves to the bytes
+ * written, or undefined when the reader went away (a closed pipe, as with
+ * `| head`: not an error, as for other Unix tools)
+ */
+async function writeStdout (chunks: AsyncIterable<Uint8Array>): Promise<number | undefined> {
+  let written = 0
+  const counted = async function * (): AsyncGenerator<Uint8Array> {
+    for await (const chunk of chunks) {
+      written += chunk.byteLength
+      yield chunk
+    }
+  }
+  try {
+    // stdout stays open (end: false): Node does not let a program close it
+    await pipeline(counted, process.stdout, { end: false })
+    return written
+  } catch (err: any) {
+    if (err.code === 'EPIPE') {
+      return undefined
+    }
+    throw err
+  }
 }
 
 async function embedded (argv: Args, request: GetRequest, output: string, overwrite: boolean, timeoutMs: number | undefined, bar?: ProgressBar): Promise<DownloadProgress> {
@@ -234,7 +284,11 @@ async function embedded (argv: Args, request: GetRequest, output: string, overwr
       clearTimeout(timer)
       d.removeEventListener('progress', onProgress)
     }
-    await node.service.export(d.request.taskId, output, { overwrite })
+    if (output === STDOUT) {
+      await writeStdout(node.service.store.stream(d.request.taskId))
+    } else {
+      await node.service.export(d.request.taskId, output, { overwrite })
+    }
     return d.progress()
   } finally {
     await node.stop()
