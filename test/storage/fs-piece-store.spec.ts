@@ -530,6 +530,34 @@ describe('storage/fs-piece-store', () => {
       expect(await listDir(dir)).to.deep.equal(['source.bin', 'tasks'])
     })
 
+    it('streams a complete task piece by piece, and stops before a piece that fails its digest', async () => {
+      await store.import(source, { taskId: ID })
+      const parts: Uint8Array[] = []
+      for await (const p of store.stream(ID)) {
+        parts.push(p)
+      }
+      expect(sha256File(Buffer.concat(parts))).to.equal(sha256File(content))
+
+      // piece 1 of the data file corrupted: piece 0 comes out, then the error, nothing of piece 1
+      const task = store.getTask(ID)!
+      const data = await fs.open(path.join(dir, 'tasks', ID, 'data'), 'r+')
+      await data.write(pieceBytes(7, 100), 0, 100, task.pieceSize + 5)
+      await data.close()
+      const got: Uint8Array[] = []
+      const err = await (async () => {
+        for await (const p of store.stream(ID)) {
+          got.push(p)
+        }
+      })().catch(err => err)
+      expect(err).to.have.property('name', 'PieceDigestMismatchError')
+      expect(err.message).to.include('piece 1')
+      expect(got).to.have.length(1)
+
+      // an incomplete task is refused before any byte
+      await createTenPieces({ taskId: ID2 })
+      await expectRejectsNamed((async () => { for await (const p of store.stream(ID2)) { got.push(p) } })(), 'TaskIncompleteError')
+    })
+
     it('verifies the whole-file digest on export', async () => {
       const task = await store.import(source, { taskId: ID })
       const metadataPath = path.join(dir, 'tasks', ID, 'metadata.json')
