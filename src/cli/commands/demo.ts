@@ -34,17 +34,11 @@ export const demoCommand: CommandModule<object, Args> = {
   builder: (y) => y
     .option('nodes', { type: 'number', default: 8, describe: 'Node processes to start (2-32)' })
     .option('size', { type: 'string', default: '64MiB', describe: 'Size of the generated file' })
+    .option('origin-rate', { type: 'string', default: '0', describe: 'Cap the origin\'s upload, all requests together, at this many bytes a second (e.g. 32MiB), as behind one uplink; 0 = none' })
     .option('json', { type: 'boolean', describe: 'Print the summary as JSON' })
     .option('keep', { type: 'boolean', describe: 'Keep the temp directory (data dirs, outputs) for a look' }) as any,
   handler: async (argv) => {
-    const n = Number(argv.nodes)
-    const size = parseByteSize(String(argv.size))
-    if (!Number.isInteger(n) || n < 2 || n > 32) {
-      throw new UsageError('--nodes must be 2 to 32')
-    }
-    if (size == null || size < 1 || size > 4 * 1024 ** 3) {
-      throw new UsageError('--size must be 1 byte to 4GiB, e.g. 64MiB')
-    }
+    const { n, size, originRate } = demoArgs(argv)
     const json = argv.json === true
     const log = json ? () => {} : print
     const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'damselfly-demo-'))
@@ -61,10 +55,10 @@ export const demoCommand: CommandModule<object, Args> = {
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
-      log(`Damselfly demo: ${n} nodes on 127.0.0.1 fetch one ${formatBytes(size)} file from a local HTTP origin.`)
+      log(`Damselfly demo: ${n} nodes on 127.0.0.1 fetch one ${formatBytes(size)} file from a local HTTP origin${originRate > 0 ? ` whose upload is capped at ${formatBytes(originRate)}/s` : ''}.`)
       const file = path.join(dir, 'origin.bin')
       const sha256 = await writeRandomFile(file, size)
-      origin = await startOrigin(file)
+      origin = await startOrigin(file, { rateBps: originRate })
       log(`origin  ${origin.url} (sha256 ${sha256.slice(0, 16)}…)`)
 
       const first = await spawnDaemon(path.join(dir, 'node-1'), ['--heartbeat-interval', '1000'], { DEBUG: '' })
@@ -151,6 +145,9 @@ export const demoCommand: CommandModule<object, Args> = {
         print('')
         print(`Damselfly:  ${n} copies in ${result.slowestSeconds.toFixed(2)}s; the origin sent ${formatBytes(egress)} (${result.originEgressRatio.toFixed(2)}x the file)`)
         print(`Plain HTTP: ${n} copies in ${plainHttpSeconds.toFixed(2)}s; the origin sent ${formatBytes(plainEgress)} (${result.plainHttpEgressRatio.toFixed(2)}x the file)`)
+        if (originRate === 0) {
+          print(`(Plain HTTP is quick here: this origin's upload has no limit. Behind an uplink of R bytes/s it needs ${n} × ${formatBytes(size)} ÷ R; try --origin-rate 32MiB.)`)
+        }
         print('')
         print(`origin egress: ${result.originEgressRatio.toFixed(2)}x of file size; from peers: ${(100 * result.fromPeersShare).toFixed(1)}%; slowest node: ${result.slowestSeconds.toFixed(2)}s`)
       }
@@ -166,6 +163,23 @@ export const demoCommand: CommandModule<object, Args> = {
       await cleanup()
     }
   }
+}
+
+/** The demo's flags, checked */
+function demoArgs (argv: Args): { n: number, size: number, originRate: number } {
+  const n = Number(argv.nodes)
+  const size = parseByteSize(String(argv.size))
+  if (!Number.isInteger(n) || n < 2 || n > 32) {
+    throw new UsageError('--nodes must be 2 to 32')
+  }
+  if (size == null || size < 1 || size > 4 * 1024 ** 3) {
+    throw new UsageError('--size must be 1 byte to 4GiB, e.g. 64MiB')
+  }
+  const originRate = parseByteSize(String(argv['origin-rate']))
+  if (originRate == null || originRate < 0) {
+    throw new UsageError(`--origin-rate "${String(argv['origin-rate'])}" is not a rate: give bytes a second, e.g. 32MiB, or 0 for none`)
+  }
+  return { n, size, originRate }
 }
 
 function progressLine (i: number, p: DownloadProgress, size: number): string {

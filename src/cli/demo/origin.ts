@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
+import { TokenBucket } from '../../transfer/token-bucket.ts'
 import type { AddressInfo } from 'node:net'
 
 /** One answered request: when (epoch ms), which byte range, body bytes sent, who asked */
@@ -22,6 +24,13 @@ export interface OriginOptions {
   port?: number
   /** called as each body request ends (the bench logs how peers read the origin) */
   onServed?(record: ServedRequest): void
+  /**
+   * Cap on the bytes per second all responses together send, as an origin
+   * behind one uplink has (0: none)
+   *
+   * @default 0
+   */
+  rateBps?: number
 }
 
 export interface DemoOrigin {
@@ -38,6 +47,7 @@ export interface DemoOrigin {
  */
 export async function startOrigin (file: string, options: OriginOptions = {}): Promise<DemoOrigin> {
   const { name = 'file.bin', host = '127.0.0.1', port: wantPort = 0, onServed } = options
+  const uplink = new TokenBucket({ rateBps: options.rateBps ?? 0 })
   const size = (await fs.promises.stat(file)).size
   const etag = `"${createHash('sha256').update(`${file}:${size}`).digest('hex').slice(0, 16)}"`
   let sent = 0
@@ -80,17 +90,33 @@ export async function startOrigin (file: string, options: OriginOptions = {}): P
       res.end()
       return
     }
-    const stream = fs.createReadStream(file, { start, end, highWaterMark: 1024 * 1024 })
+    const stream = fs.createReadStream(file, { start, end, highWaterMark: uplink.unlimited ? 1024 * 1024 : 64 * 1024 })
     let body = 0
-    stream.on('data', (chunk) => {
-      sent += chunk.length
-      body += chunk.length
-    })
-    stream.pipe(res)
+    const gone = new AbortController()
     res.on('close', () => {
+      gone.abort()
       stream.destroy()
       onServed?.({ t0, t1: Date.now(), start, end, sent: body, remote: req.socket.remoteAddress })
     })
+    if (uplink.unlimited) {
+      stream.on('data', (chunk) => {
+        sent += chunk.length
+        body += chunk.length
+      })
+      stream.pipe(res)
+      return
+    }
+    void (async () => {
+      for await (const chunk of stream) {
+        await uplink.take(chunk.length, { signal: gone.signal })
+        sent += chunk.length
+        body += chunk.length
+        if (!res.write(chunk)) {
+          await once(res, 'drain', { signal: gone.signal })
+        }
+      }
+      res.end()
+    })().catch(() => { res.destroy() })
   })
   await new Promise<void>(resolve => server.listen(wantPort, host, resolve))
   const { port } = server.address() as AddressInfo
