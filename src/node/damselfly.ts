@@ -216,6 +216,29 @@ interface GcInit {
   intervalMs: number
 }
 
+type ResolvedInit = Required<Omit<DamselflyInit, 'protocolVersions' | 'storageQuota' | 'taskTtl' | 'gcInterval'>> & { gc: GcInit }
+
+/** The service's settings: what `init` gives, defaults for the rest */
+function withDefaults (init: DamselflyInit, dataDir: string): ResolvedInit {
+  return {
+    dataDir,
+    swarm: init.swarm ?? 'default',
+    bootstrap: init.bootstrap ?? [],
+    privateSwarm: init.privateSwarm ?? false,
+    heartbeatInterval: init.heartbeatInterval ?? 5000,
+    maxRejoinInterval: init.maxRejoinInterval ?? 30_000,
+    dialTimeout: init.dialTimeout ?? 10_000,
+    supernode: init.supernode ?? 'auto',
+    pipeline: init.pipeline ?? DEFAULT_PIPELINE,
+    dialDiscovered: init.dialDiscovered ?? false,
+    uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
+    uploadRate: init.uploadRate ?? 0,
+    downloadRate: init.downloadRate ?? 0,
+    provideQuietMs: init.provideQuietMs ?? DEFAULT_PROVIDE_QUIET_MS,
+    gc: gcInit(init)
+  }
+}
+
 function gcInit (init: DamselflyInit): GcInit {
   return {
     quota: init.storageQuota ?? DEFAULT_STORAGE_QUOTA,
@@ -233,7 +256,11 @@ export interface GetRequest {
   tag?: string
   application?: string
   filteredQueryParams?: string[]
-  /** fetch from the origin when no peer can give a piece @default true */
+  /**
+   * fetch from the origin when no peer can give a piece
+   *
+   * @default true
+   */
   backToSource?: boolean
   /** per-task download limit in bytes/s */
   rateBps?: number
@@ -265,7 +292,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   public readonly engine: Engine
   private readonly provides: DeferredProvides
   private readonly components: DamselflyComponents
-  private readonly init: Required<Omit<DamselflyInit, 'protocolVersions' | 'storageQuota' | 'taskTtl' | 'gcInterval'>> & { gc: GcInit }
+  private readonly init: ResolvedInit
   private readonly log: Logger
   private readonly kadProtocolId: string
   private startedAt = 0
@@ -283,23 +310,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       throw new Error('the damselfly service needs a dataDir for its piece store')
     }
     this.components = components
-    this.init = {
-      dataDir: init.dataDir,
-      swarm: init.swarm ?? 'default',
-      bootstrap: init.bootstrap ?? [],
-      privateSwarm: init.privateSwarm ?? false,
-      heartbeatInterval: init.heartbeatInterval ?? 5000,
-      maxRejoinInterval: init.maxRejoinInterval ?? 30_000,
-      dialTimeout: init.dialTimeout ?? 10_000,
-      supernode: init.supernode ?? 'auto',
-      pipeline: init.pipeline ?? DEFAULT_PIPELINE,
-      dialDiscovered: init.dialDiscovered ?? false,
-      uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
-      uploadRate: init.uploadRate ?? 0,
-      downloadRate: init.downloadRate ?? 0,
-      provideQuietMs: init.provideQuietMs ?? DEFAULT_PROVIDE_QUIET_MS,
-      gc: gcInit(init)
-    }
+    this.init = withDefaults(init, init.dataDir)
     this.swarmName = this.init.swarm
     this.log = components.logger.forComponent('damselfly:node')
     this.kadProtocolId = kadProtocol(this.init.swarm)
@@ -307,7 +318,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     this.store = new FsPieceStore({
       dir: this.init.dataDir,
       logger: components.logger,
-      // a new task that does not fit on the disk: old tasks make room for it
+      // a new task that does not fit on the disk, or a write that finds it full: old tasks make room
       makeRoom: async (bytes, forTaskId) => this.gc?.makeRoom(bytes, forTaskId) ?? 0
     })
     this.transfer = pieceTransfer({
