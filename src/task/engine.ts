@@ -4,7 +4,7 @@ import { Download } from './download.ts'
 import { metaInfoOf } from './tracker-port.ts'
 import type { DownloadContext, DownloadProgress, DownloadRequest } from './download.ts'
 import type { AnnounceResult, TrackerPort } from './tracker-port.ts'
-import type { FsPieceStore } from '../storage/index.ts'
+import type { FsPieceStore, TaskMetadata } from '../storage/index.ts'
 import type { Logger } from '@libp2p/interface'
 
 export interface EngineInit extends Omit<DownloadContext, 'onBytes'> {
@@ -221,17 +221,8 @@ export class Engine {
       }
       seed.tracker = res.tracker
       interval = res.intervalMs > 0 ? res.intervalMs : interval
-      const unknown: Array<{ index: number, digest: Uint8Array }> = []
-      for (let i = 0; res.digests != null && i < meta.pieceCount; i++) {
-        const d = res.digests?.[i]
-        if ((d == null || d.byteLength !== 32) && meta.pieceDigests[i] != null) {
-          unknown.push({ index: i, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') })
-        }
-      }
-      for (let i = 0; i < unknown.length; i += 1024) {
-        await this.init.tracker.report(res.tracker, taskId, unknown.slice(i, i + 1024))
-      }
       if (res.digests != null) {
+        await this.reportDigests(meta, res.tracker, res.digests)
         seed.confirmed = res.tracker
         seed.confirmedAt = Date.now()
       }
@@ -241,6 +232,20 @@ export class Engine {
     }
     if (!this.stopped && this.seeds.get(taskId) === seed) {
       seed.timer = setTimeout(() => { void this.announceSeed(taskId, seed) }, interval)
+    }
+  }
+
+  /** Tell the tracker the piece digests of ours it answered without, 1024 to a report */
+  private async reportDigests (meta: TaskMetadata, tracker: string, known: Array<Uint8Array | undefined>): Promise<void> {
+    const unknown: Array<{ index: number, digest: Uint8Array }> = []
+    for (let i = 0; i < meta.pieceCount; i++) {
+      const d = known[i]
+      if ((d == null || d.byteLength !== 32) && meta.pieceDigests[i] != null) {
+        unknown.push({ index: i, digest: Buffer.from(meta.pieceDigests[i]!, 'hex') })
+      }
+    }
+    for (let i = 0; i < unknown.length; i += 1024) {
+      await this.init.tracker.report(tracker, meta.taskId, unknown.slice(i, i + 1024))
     }
   }
 
