@@ -248,42 +248,50 @@ async function dispatch (from: string, req: TrackerRequest, ctx: RpcContext): Pr
   switch (req.type) {
     case TrackerRequest.MessageType.ANNOUNCE:
       return announce(from, req, now, view, ctx)
-    case TrackerRequest.MessageType.REPORT: {
-      if (req.report == null) {
-        throw new InvalidParametersError('A REPORT request needs a report body - set report.pieces')
-      }
-      const result = ctx.state.report(from, req.taskId, req.report.pieces, now)
-      const rejected = new Set(result.rejected)
-      ctx.waiters?.notify(req.taskId, req.report.pieces.map(p => p.index).filter(i => !rejected.has(i)))
-      if (result.rejected.length > 0) {
-        ctx.count?.('digestConflicts', result.rejected.length)
-        ctx.log('peer %s reported digests for pieces %s of task %s that conflict with the recorded ones - not recorded', from, result.rejected.slice(0, 16).join(','), req.taskId)
-      }
-      return { ...bareResponse(TrackerResponse.Status.OK), rejected: result.rejected }
-    }
+    case TrackerRequest.MessageType.REPORT:
+      return report(from, req, now, ctx)
     case TrackerRequest.MessageType.LEAVE:
       if (ctx.state.leave(from, req.taskId, now)) {
         ctx.log.trace('peer %s left task %s', from, req.taskId)
       }
       return bareResponse(TrackerResponse.Status.OK)
-    case TrackerRequest.MessageType.BAD_PEER: {
-      if (req.badPeer == null) {
-        throw new InvalidParametersError('A BAD_PEER request needs a bad_peer body - set bad_peer.peer_id and bad_peer.index')
-      }
-      const result = ctx.state.badPeer(from, req.taskId, req.badPeer.peerId, req.badPeer.index, now)
-      if (result.counted) {
-        ctx.count?.('badPeerReports')
-        ctx.log('peer %s reports a bad piece %d of task %s from %s', from, req.badPeer.index, req.taskId, req.badPeer.peerId)
-      }
-      if (result.blocked) {
-        ctx.count?.('blockedPeers')
-        ctx.log('blocked %s for task %s after bad-piece reports from several peers', req.badPeer.peerId, req.taskId)
-      }
-      return bareResponse(TrackerResponse.Status.OK)
-    }
+    case TrackerRequest.MessageType.BAD_PEER:
+      return badPeer(from, req, now, ctx)
     default:
       throw new InvalidParametersError(`Unknown message type ${String(req.type)} - this tracker speaks ANNOUNCE, REPORT, LEAVE and BAD_PEER`)
   }
+}
+
+/** Piece digests a peer reports: recorded unless they conflict with the recorded ones */
+function report (from: string, req: TrackerRequest, now: number, ctx: RpcContext): TrackerResponse {
+  if (req.report == null) {
+    throw new InvalidParametersError('A REPORT request needs a report body - set report.pieces')
+  }
+  const result = ctx.state.report(from, req.taskId, req.report.pieces, now)
+  const rejected = new Set(result.rejected)
+  ctx.waiters?.notify(req.taskId, req.report.pieces.map(p => p.index).filter(i => !rejected.has(i)))
+  if (result.rejected.length > 0) {
+    ctx.count?.('digestConflicts', result.rejected.length)
+    ctx.log('peer %s reported digests for pieces %s of task %s that conflict with the recorded ones - not recorded', from, result.rejected.slice(0, 16).join(','), req.taskId)
+  }
+  return { ...bareResponse(TrackerResponse.Status.OK), rejected: result.rejected }
+}
+
+/** A peer reports a bad piece from another: counted, and the other blocked once several peers agree */
+function badPeer (from: string, req: TrackerRequest, now: number, ctx: RpcContext): TrackerResponse {
+  if (req.badPeer == null) {
+    throw new InvalidParametersError('A BAD_PEER request needs a bad_peer body - set bad_peer.peer_id and bad_peer.index')
+  }
+  const result = ctx.state.badPeer(from, req.taskId, req.badPeer.peerId, req.badPeer.index, now)
+  if (result.counted) {
+    ctx.count?.('badPeerReports')
+    ctx.log('peer %s reports a bad piece %d of task %s from %s', from, req.badPeer.index, req.taskId, req.badPeer.peerId)
+  }
+  if (result.blocked) {
+    ctx.count?.('blockedPeers')
+    ctx.log('blocked %s for task %s after bad-piece reports from several peers', req.badPeer.peerId, req.taskId)
+  }
+  return bareResponse(TrackerResponse.Status.OK)
 }
 
 /**
