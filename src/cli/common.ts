@@ -15,7 +15,8 @@ export type Args = Record<string, unknown> & { _: Array<string | number>, json?:
 export function withNodeOptions<T> (y: Argv<T>): Argv<T> {
   for (const o of NODE_OPTIONS) {
     y.option(o.flag, {
-      type: o.type === 'array' ? 'string' : o.type === 'number' ? 'string' : o.type,
+      // numbers are parsed (and checked) by the config schema, arrays are lists of strings
+      type: o.type === 'array' || o.type === 'number' ? 'string' : o.type,
       array: o.type === 'array' ? true : undefined,
       describe: `${o.describe} [env ${o.env}]`,
       group: 'Node options:'

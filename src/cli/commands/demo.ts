@@ -114,8 +114,10 @@ export const demoCommand: CommandModule<object, Args> = {
       const httpStarted = Date.now()
       await Promise.all(daemons.map(async () => {
         const res = await fetch(origin!.url)
-        const reader = res.body!.getReader()
-        while (!(await reader.read()).done) {}
+        // read and drop the body
+        for await (const chunk of res.body!) {
+          void chunk
+        }
       }))
       const plainHttpSeconds = (Date.now() - httpStarted) / 1000
       const plainEgress = origin.bytesSent() - httpBefore
