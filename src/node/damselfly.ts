@@ -218,6 +218,12 @@ interface GcInit {
 
 type ResolvedInit = Required<Omit<DamselflyInit, 'protocolVersions' | 'storageQuota' | 'taskTtl' | 'gcInterval'>> & { gc: GcInit }
 
+/** The store's tasks with when each was last written, read or exported (epoch ms) */
+export function listTasks (store: FsPieceStore): Array<TaskMetadata & { lastUsedAt?: number }> {
+  const used = new Map(store.usage().map(u => [u.taskId, u.lastUsedAt]))
+  return store.listTasks().map(t => ({ ...t, lastUsedAt: used.get(t.taskId) }))
+}
+
 /** The service's settings: what `init` gives, defaults for the rest */
 function withDefaults (init: DamselflyInit, dataDir: string): ResolvedInit {
   return {
@@ -614,8 +620,9 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
     await this.store.delete(taskId)
   }
 
-  tasks (): Array<TaskMetadata & { download?: DownloadProgress }> {
-    return this.store.listTasks().map(t => ({ ...t, download: this.engine.get(t.taskId)?.progress() }))
+  /** The store's tasks, when each was last used (what GC goes by), and the download of each, if any */
+  tasks (): Array<TaskMetadata & { lastUsedAt?: number, download?: DownloadProgress }> {
+    return listTasks(this.store).map(t => ({ ...t, download: this.engine.get(t.taskId)?.progress() }))
   }
 
   transferStats (): PieceTransferStats {

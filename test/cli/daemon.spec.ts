@@ -221,7 +221,7 @@ describe('daemon and CLI', function () {
     expect(await fs.readdir(path.join(d.dataDir, 'tasks'))).to.deep.equal([])
   })
 
-  it('gc removes tasks unused for --older-than through the daemon and without one; --dry-run removes nothing; bad ages are usage errors', async () => {
+  it('gc removes tasks unused for --older-than through the daemon and without one; --dry-run removes nothing; bad ages are usage errors; tasks says when each was used', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-daemon-'))
     const ids: string[] = []
     for (const name of ['stale.bin', 'fresh.bin']) {
@@ -236,6 +236,12 @@ describe('daemon and CLI', function () {
     for (const f of await fs.readdir(path.join(dataDir, 'tasks', stale))) {
       await fs.utimes(path.join(dataDir, 'tasks', stale, f), when, when)
     }
+
+    // tasks works without a daemon too, and says when each task was last used
+    const listed = await runCli(['tasks', '--data-dir', dataDir])
+    expect(listed.code, listed.stderr).to.equal(0)
+    expect(listed.stdout.split('\n').find(l => l.startsWith(stale))).to.match(/used 3h00m ago/)
+    expect(listed.stdout.split('\n').find(l => l.startsWith(fresh))).to.match(/used \d+s ago/)
 
     const dry = await runCli(['gc', '--older-than', '1h', '--dry-run', '--data-dir', dataDir])
     expect(dry.code).to.equal(0, dry.stderr)
@@ -255,6 +261,9 @@ describe('daemon and CLI', function () {
     expect(report.removed).to.deep.equal([{ taskId: stale, bytes: 100_000, reason: 'older' }])
     expect(report.store).to.deep.include({ tasks: 1, bytesStored: 100_000 })
     expect((await statusOf(d)).store.gc).to.include({ evicted: 1, evictedBytes: 100_000 })
+    const viaDaemonTasks = JSON.parse((await runCli(['tasks', '--json', '--data-dir', dataDir])).stdout)
+    expect(viaDaemonTasks.map((t: any) => t.taskId)).to.deep.equal([fresh])
+    expect(viaDaemonTasks[0].lastUsedAt).to.be.a('number')
     await d.stop()
 
     // without a daemon: the fresh task was used minutes ago, so it stays whatever the age asked for

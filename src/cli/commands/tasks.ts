@@ -1,14 +1,14 @@
-import { controlClient, formatBytes, print, printJson, withClientOptions } from '../common.ts'
+import { listTasks } from '../../node/damselfly.ts'
+import { daemonOrStore, formatBytes, formatDuration, print, printJson, withClientOptions } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
 
 export const tasksCommand: CommandModule<object, Args> = {
   command: 'tasks',
-  describe: 'List the tasks in the running daemon\'s store and their downloads',
+  describe: 'List the tasks in the store, when each was last used, and their downloads (through the daemon, or from the data dir when none runs)',
   builder: (y) => withClientOptions(y).option('json', { type: 'boolean', describe: 'Print a JSON array' }) as any,
   handler: async (argv) => {
-    const client = await controlClient(argv)
-    const tasks: any[] = await client.get('/tasks')
+    const tasks: any[] = await daemonOrStore(argv, async (client) => client.get('/tasks'), async (store) => listTasks(store))
     if (argv.json === true) {
       printJson(tasks)
       return
@@ -17,10 +17,12 @@ export const tasksCommand: CommandModule<object, Args> = {
       print('No task in the store.')
       return
     }
+    const now = Date.now()
     for (const t of tasks) {
       const d = t.download
       const have = d != null ? `${d.piecesDone}/${t.pieceCount}` : t.state
-      print(`${t.taskId}  ${formatBytes(t.contentLength).padStart(10)}  ${String(have).padEnd(10)} ${d?.state ?? ''}  ${t.url ?? t.digest ?? ''}`)
+      const used = t.lastUsedAt == null ? '' : `used ${formatDuration(Math.max(0, now - t.lastUsedAt))} ago`
+      print(`${t.taskId}  ${formatBytes(t.contentLength).padStart(10)}  ${String(have).padEnd(10)} ${(d?.state ?? '').padEnd(9)} ${used.padEnd(16)} ${t.url ?? t.digest ?? ''}`)
     }
   }
 }
