@@ -23,6 +23,7 @@ import {
 } from './errors.ts'
 import { fsyncDir, isDiskFull, randomSuffix, readAll, writeAll, writeFileAtomic } from './fs-utils.ts'
 import { Journal, readJournal } from './journal.ts'
+import { lockStore } from './lock.ts'
 import { TASK_STATES, encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
 import { PieceWaiters } from './piece-waiters.ts'
 import type { GcCandidate } from './gc.ts'
@@ -129,6 +130,8 @@ export class FsPieceStore implements PieceStore {
   private readonly reserveRatio: number
   private readonly maxReadHandles: number
   private readonly makeRoom?: (bytes: number, forTaskId: string) => Promise<number>
+  /** releases the store lock (see lock.ts) while the store is open */
+  private unlock?: () => Promise<void>
   /** open read handles, least recently used first */
   private readonly readers: Set<Reader>
   private readonly log: Logger
@@ -193,6 +196,7 @@ export class FsPieceStore implements PieceStore {
   private async load (options: AbortOptions): Promise<void> {
     try {
       await fs.mkdir(this.tasksDir, { recursive: true })
+      this.unlock = await lockStore(this.dir)
 
       for (const name of await fs.readdir(this.tasksDir)) {
         options.signal?.throwIfAborted()
@@ -215,6 +219,8 @@ export class FsPieceStore implements PieceStore {
       this.tasks.clear()
       this.bytesStored = 0
       this.status = 'closed'
+      await this.unlock?.()
+      this.unlock = undefined
       throw err
     }
   }
@@ -257,6 +263,8 @@ export class FsPieceStore implements PieceStore {
 
     this.tasks.clear()
     this.bytesStored = 0
+    await this.unlock?.().catch((err: Error) => { this.log.error('could not remove the store lock - %e', err) })
+    this.unlock = undefined
     this.status = 'closed'
   }
 

@@ -9,7 +9,12 @@
  * <dir>/tasks/<taskId>/data            contentLength bytes, sparse; piece i at i × pieceSize
  * <dir>/tasks/<taskId>/metadata.json   TaskMetadata + have-bitfield + `clean` flag
  * <dir>/tasks/<taskId>/pieces.log      journal: 40-byte records (index, sha256, check)
+ * <dir>/store.lock                     "<pid> <token>" of the process that has the store open
  * ```
+ *
+ * One process at a time opens a store (lock.ts): another live process gets
+ * StoreLockedError naming the holder's pid; a crashed holder's lock is taken
+ * over.
  *
  * `<taskId>` is 64 lowercase hex digits (see task/id.ts), which also keeps
  * ids from naming paths outside the store.
@@ -50,6 +55,7 @@ export { FsPieceStore } from './fs-piece-store.ts'
 export { StoreGc, chooseEvictions, chooseForSpace, resolveQuota, quotaBytesFor, EVICTION_REASONS, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, DEFAULT_GC_INTERVAL_MS, DEFAULT_TASK_TTL_MS, DEFAULT_STORAGE_QUOTA } from './gc.ts'
 export type { CollectOptions, GcCandidate, GcPolicy, Eviction, StoreGcStats } from './gc.ts'
 export * from './errors.ts'
+export { StoreLockedError, LOCK_FILE } from './lock.ts'
 
 export type TaskState = 'partial' | 'complete' | 'failed'
 

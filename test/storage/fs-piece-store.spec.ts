@@ -469,7 +469,7 @@ describe('storage/fs-piece-store', () => {
       const out = path.join(dir, 'out.bin')
       await store.export(taskId, out)
       expect(sha256File(await fs.readFile(out))).to.equal(digest)
-      expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'tasks'])
+      expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'store.lock', 'tasks'])
 
       await reopen()
       expect(store.getTask(taskId)).to.deep.equal(task)
@@ -505,7 +505,7 @@ describe('storage/fs-piece-store', () => {
 
       await store.export(ID, out, { overwrite: true })
       expect(sha256File(await fs.readFile(out))).to.equal(sha256File(content))
-      expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'tasks'])
+      expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'store.lock', 'tasks'])
     })
 
     it('never leaves a partial file at the destination', async () => {
@@ -527,7 +527,7 @@ describe('storage/fs-piece-store', () => {
       await fs.writeFile(path.join(dir, 'tasks', ID2, 'data'), pieceBytes(7, 100), { flag: 'r+' })
       await expectRejectsNamed(store.export(ID2, out), 'PieceDigestMismatchError', ['piece 0'])
 
-      expect(await listDir(dir)).to.deep.equal(['source.bin', 'tasks'])
+      expect(await listDir(dir)).to.deep.equal(['source.bin', 'store.lock', 'tasks'])
     })
 
     it('streams a complete task piece by piece, and stops before a piece that fails its digest', async () => {
@@ -572,7 +572,7 @@ describe('storage/fs-piece-store', () => {
 
       const out = path.join(dir, 'out.bin')
       await expectRejectsNamed(store.export(ID, out), 'DigestMismatchError', [task.digest ?? 'missing', json.task.digest])
-      expect(await listDir(dir)).to.deep.equal(['source.bin', 'tasks'])
+      expect(await listDir(dir)).to.deep.equal(['source.bin', 'store.lock', 'tasks'])
     })
   })
 })
