@@ -83,6 +83,7 @@ describe('damselfly get', function () {
     const head = await runCli(['get', origin.url, '-O', '-', '--data-dir', d.dataDir], { closeStdoutAfter: 64 * 1024 })
     expect(head.code, head.stderr).to.equal(0)
     expect(head.stderr).to.not.include('Error')
+    expect(head.stderr).to.include('the reader closed stdout')
 
     const both = await runCli(['get', origin.url, '-O', '-', '--json', '--data-dir', d.dataDir])
     expect(both.code).to.equal(2)

@@ -247,6 +247,8 @@ async function writeStdout (chunks: AsyncIterable<Uint8Array>): Promise<number |
     return written
   } catch (err: any) {
     if (err.code === 'EPIPE') {
+      // `written` counts what was handed to stdout, some of it unread
+      process.stderr.write(`the reader closed stdout after at most ${formatBytes(written)}; the rest was not written\n`)
       return undefined
     }
     throw err
