@@ -932,31 +932,12 @@ export class FsPieceStore implements PieceStore {
 
     try {
       out = await fs.open(tmp, 'wx', 0o644)
-      const output = out
-      const whole = createHash('sha256')
+      let offset = 0
 
-      await this.withDataFile(entry, async data => {
-        const buffer = Buffer.allocUnsafe(Math.min(task.pieceSize, task.contentLength))
-
-        for (let i = 0; i < task.pieceCount; i++) {
-          options.signal?.throwIfAborted()
-          const range = pieceRange(i, task.contentLength, task.pieceSize)
-          const piece = buffer.subarray(0, range.length)
-          const read = await readAll(data, piece, range.start)
-
-          if (read !== range.length || sha256(piece) !== task.pieceDigests[i]) {
-            throw new PieceDigestMismatchError(`Stored piece ${i} of task ${task.taskId} is corrupt - delete the task and fetch it again`)
-          }
-
-          whole.update(piece)
-          await writeAll(output, piece, range.start)
-        }
-      })
-
-      const actual = `sha256:${whole.digest('hex')}`
-
-      if (task.digest != null && actual !== task.digest) {
-        throw new DigestMismatchError(`Task ${task.taskId} assembles to ${actual} but its digest is ${task.digest} - delete the task and fetch it again`)
+      // every piece and the whole file verified on the way, as for any stream
+      for await (const piece of this.stream(task.taskId, options)) {
+        await writeAll(out, piece, offset)
+        offset += piece.byteLength
       }
 
       await out.sync()

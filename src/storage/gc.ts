@@ -67,12 +67,11 @@ export interface CollectOptions {
  */
 export function chooseEvictions (tasks: GcCandidate[], policy: GcPolicy, now: number): Eviction[] {
   const minIdleMs = policy.minIdleMs ?? GC_MIN_IDLE_MS
-  const evictable = (t: GcCandidate): boolean => !t.inUse && now - t.lastUsedAt >= minIdleMs
   const out: Eviction[] = []
   let total = tasks.reduce((a, t) => a + t.bytes, 0)
   const kept: GcCandidate[] = []
   for (const t of tasks) {
-    if (policy.ttlMs > 0 && evictable(t) && now - t.lastUsedAt >= policy.ttlMs) {
+    if (policy.ttlMs > 0 && isIdle(t, now, minIdleMs) && now - t.lastUsedAt >= policy.ttlMs) {
       out.push({ taskId: t.taskId, bytes: t.bytes, reason: 'ttl' })
       total -= t.bytes
     } else {
@@ -83,8 +82,7 @@ export function chooseEvictions (tasks: GcCandidate[], policy: GcPolicy, now: nu
     return out
   }
   const target = (policy.lowWatermark ?? GC_LOW_WATERMARK) * policy.quotaBytes
-  const lru = kept.filter(evictable).sort((a, b) => a.lastUsedAt - b.lastUsedAt || (a.taskId < b.taskId ? -1 : 1))
-  for (const t of lru) {
+  for (const t of idleByLastUse(kept, now, minIdleMs)) {
     if (total <= target) {
       break
     }
@@ -100,11 +98,9 @@ export function chooseEvictions (tasks: GcCandidate[], policy: GcPolicy, now: nu
  * idle tasks together would not free enough (removing them would help nobody)
  */
 export function chooseForSpace (tasks: GcCandidate[], bytes: number, now: number, minIdleMs = GC_MIN_IDLE_MS): Eviction[] {
-  const lru = tasks.filter(t => !t.inUse && now - t.lastUsedAt >= minIdleMs)
-    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || (a.taskId < b.taskId ? -1 : 1))
   const out: Eviction[] = []
   let freed = 0
-  for (const t of lru) {
+  for (const t of idleByLastUse(tasks, now, minIdleMs)) {
     if (freed >= bytes) {
       break
     }
@@ -112,6 +108,16 @@ export function chooseForSpace (tasks: GcCandidate[], bytes: number, now: number
     freed += t.bytes
   }
   return freed >= bytes ? out : []
+}
+
+/** Not in use, and not used for `minIdleMs` */
+function isIdle (t: GcCandidate, now: number, minIdleMs: number): boolean {
+  return !t.inUse && now - t.lastUsedAt >= minIdleMs
+}
+
+/** The idle tasks, least recently used first (ties by id, so every node orders them alike) */
+function idleByLastUse (tasks: GcCandidate[], now: number, minIdleMs: number): GcCandidate[] {
+  return tasks.filter(t => isIdle(t, now, minIdleMs)).sort((a, b) => a.lastUsedAt - b.lastUsedAt || (a.taskId < b.taskId ? -1 : 1))
 }
 
 /** What a quota may be written as, for error messages */
@@ -256,9 +262,9 @@ export class StoreGc {
     const { ttlMs } = this.init.policy
     const older = options.olderThanMs
     const policy = older != null && (ttlMs <= 0 || older < ttlMs) ? { ...this.init.policy, ttlMs: older } : this.init.policy
-    const pastTtl = (taskId: string): boolean => ttlMs > 0 && now - lastUse(tasks, taskId) >= ttlMs
+    const pastTtl = new Set(tasks.filter(t => ttlMs > 0 && now - t.lastUsedAt >= ttlMs).map(t => t.taskId))
     const chosen = chooseEvictions(tasks, policy, now)
-      .map(e => e.reason === 'ttl' && !pastTtl(e.taskId) ? { ...e, reason: 'older' as const } : e)
+      .map(e => e.reason === 'ttl' && !pastTtl.has(e.taskId) ? { ...e, reason: 'older' as const } : e)
     if (options.dryRun === true) {
       return chosen
     }
@@ -296,10 +302,6 @@ export class StoreGc {
     }
     return done
   }
-}
-
-function lastUse (tasks: GcCandidate[], taskId: string): number {
-  return tasks.find(t => t.taskId === taskId)?.lastUsedAt ?? 0
 }
 
 /** Why a task was removed, in words */

@@ -98,14 +98,7 @@ export async function startOrigin (file: string, options: OriginOptions = {}): P
       stream.destroy()
       onServed?.({ t0, t1: Date.now(), start, end, sent: body, remote: req.socket.remoteAddress })
     })
-    if (uplink.unlimited) {
-      stream.on('data', (chunk) => {
-        sent += chunk.length
-        body += chunk.length
-      })
-      stream.pipe(res)
-      return
-    }
+    // one loop whether capped or not: an unlimited bucket never waits
     void (async () => {
       for await (const chunk of stream) {
         await uplink.take(chunk.length, { signal: gone.signal })
