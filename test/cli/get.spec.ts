@@ -5,6 +5,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { expect } from 'aegir/chai'
+import { wholeBody } from '../../src/cli/commands/get.ts'
 import { startOrigin } from '../../src/cli/demo/origin.ts'
 import { runCli, startDaemon, stopAll } from '../utils/cli.ts'
 import type { DemoOrigin } from '../../src/cli/demo/origin.ts'
@@ -89,6 +90,30 @@ describe('damselfly get', function () {
     expect(both.code).to.equal(2)
     expect(both.stderr).to.include('-O -').and.include('--json')
     expect(await fs.readdir(dir)).to.not.include('-')
+  })
+
+  it('-O - through a daemon: a body cut short, or broken off, fails naming the bytes received and the partial stdout', async () => {
+    async function drain (chunks: AsyncIterable<Uint8Array>): Promise<number> {
+      let n = 0
+      for await (const c of chunks) {
+        n += c.byteLength
+      }
+      return n
+    }
+    async function * parts (sizes: number[], fail?: Error): AsyncGenerator<Uint8Array> {
+      for (const n of sizes) {
+        yield new Uint8Array(n)
+      }
+      if (fail != null) {
+        throw fail
+      }
+    }
+    expect(await drain(wholeBody(parts([10, 20]), 30))).to.equal(30)
+    const short = await drain(wholeBody(parts([10, 5]), 30)).catch(err => err)
+    expect(short.name).to.equal('TransferError')
+    expect(short.message).to.include('sent 15 of the file\'s 30 bytes').and.include('partial file')
+    const broken = await drain(wholeBody(parts([10], new Error('aborted')), 30)).catch(err => err)
+    expect(broken.message).to.include('sent 10 of the file\'s 30 bytes').and.include('(aborted;')
   })
 
   it('a wrong --digest exits 5 naming both digests and leaves no output file', async () => {

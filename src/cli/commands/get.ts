@@ -200,14 +200,32 @@ async function viaDaemon (client: Awaited<ReturnType<typeof controlClient>>, req
   }
   if (output === STDOUT) {
     const { length, chunks } = await client.body(`/tasks/${taskId}/data`)
-    const written = await writeStdout(chunks)
-    if (written != null && length != null && written !== length) {
-      throw new RemoteDownloadError('TransferError', `the daemon sent ${written} of the file's ${length} bytes and stopped (see its log); stdout holds a partial file - run the same get again`)
-    }
+    await writeStdout(wholeBody(chunks, length))
   } else {
     await client.post(`/tasks/${taskId}/export`, { output, overwrite })
   }
   return last
+}
+
+/**
+ * The daemon's bytes of a task, failing with a clear error when they stop
+ * short of `length`: the daemon cuts the response when a piece fails its
+ * check, which the HTTP client reports as an abort, or as nothing at all
+ */
+export async function * wholeBody (chunks: AsyncIterable<Uint8Array>, length: number | undefined): AsyncGenerator<Uint8Array> {
+  let received = 0
+  const short = (why: string): Error => new RemoteDownloadError('TransferError', `the daemon sent ${received} of the file's ${length ?? '?'} bytes and stopped (${why}; see its log); stdout holds a partial file - run the same get again`)
+  try {
+    for await (const chunk of chunks) {
+      received += chunk.byteLength
+      yield chunk
+    }
+  } catch (err: any) {
+    throw short(err.message)
+  }
+  if (length != null && received !== length) {
+    throw short('the response ended')
+  }
 }
 
 /** `-O -`: the file goes to stdout */
@@ -229,11 +247,11 @@ async function outputOf (argv: Args): Promise<string> {
 }
 
 /**
- * Copy the chunks to stdout as fast as it takes them; resolves to the bytes
- * written, or undefined when the reader went away (a closed pipe, as with
- * `| head`: not an error, as for other Unix tools)
+ * Copy the chunks to stdout as fast as it takes them. A reader that goes
+ * away (a closed pipe, as with `| head`) is not an error, as for other Unix
+ * tools: stderr says how far it got
  */
-async function writeStdout (chunks: AsyncIterable<Uint8Array>): Promise<number | undefined> {
+async function writeStdout (chunks: AsyncIterable<Uint8Array>): Promise<void> {
   let written = 0
   const counted = async function * (): AsyncGenerator<Uint8Array> {
     for await (const chunk of chunks) {
@@ -244,14 +262,12 @@ async function writeStdout (chunks: AsyncIterable<Uint8Array>): Promise<number |
   try {
     // stdout stays open (end: false): Node does not let a program close it
     await pipeline(counted, process.stdout, { end: false })
-    return written
   } catch (err: any) {
-    if (err.code === 'EPIPE') {
-      // `written` counts what was handed to stdout, some of it unread
-      process.stderr.write(`the reader closed stdout after at most ${formatBytes(written)}; the rest was not written\n`)
-      return undefined
+    if (err.code !== 'EPIPE') {
+      throw err
     }
-    throw err
+    // `written` counts what was handed to stdout, some of it unread
+    process.stderr.write(`the reader closed stdout after at most ${formatBytes(written)}; the rest was not written\n`)
   }
 }
 
