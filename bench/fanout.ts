@@ -425,7 +425,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     'cap check = one plain HTTP download over one capped link (goodput; TCP/IP headers take ~4 % of the link).',
     'peer links busy = mean link-level bytes into each peer ÷ link rate, over the samples where the origin\'s link was at least half busy (netns): below ~95 % the nodes fall behind the origin.',
     'machine CPU busy = share of all cores busy while the task ran (every process, and the kernel\'s work for the emulated links): near 100 % the run is CPU-bound, not network-bound.',
-    'timer interrupts = local timer interrupts of the whole machine per second of the run; in netns mostly the tbf queues\' (one per packet that waits for tokens), each an exit to the hypervisor in a VM (--mtu 9000 sends fewer, larger packets).',
+    'timer interrupts = local timer interrupts of the whole machine per second of the run; in netns mostly the tbf queues\' (one per packet that waits for tokens; TCP hands the links GSO packets of up to 64 KiB, which pass whole), each an exit to the hypervisor in a VM.',
     'other load = CPU used meanwhile by processes that are not part of the run (the machine is shared); high values make times noisy.'
   ])
 
@@ -534,7 +534,7 @@ export const fanoutBench: Bench = {
     { name: 'plain-runs', describe: 'fanout: plain-HTTP baselines per scenario (loopback: every run; netns: 1); 0 skips them' },
     { name: 'sample-ms', describe: 'fanout: progress sample interval, ms (500)' },
     { name: 'slow-peer', describe: 'fanout: netns caps one peer in the middle (N/2 + 1) at this many Mbit/s each way: how a slow peer affects the others (off)' },
-    { name: 'mtu', describe: `fanout: MTU of every netns link (${DEFAULT_MTU}); the goals are for ${DEFAULT_MTU}, and with jumbo frames (9000) the emulated links cost the machine far less CPU` },
+    { name: 'mtu', describe: `fanout: MTU of every netns link (${DEFAULT_MTU}); the goals are for ${DEFAULT_MTU}` },
     { name: 'heartbeat-ms', describe: 'fanout: the daemons\' membership heartbeat interval, ms (the daemon\'s default, 5000: at 1000 an idle swarm of 16 uses about one of two cores)' },
     { name: 'daemon-debug', describe: 'fanout: DEBUG pattern for the daemons, e.g. damselfly:* (implies --keep-logs)' },
     { name: 'keep-logs', describe: 'fanout: keep every daemon\'s output in bench/results/fanout-logs-<time>/', boolean: true },

@@ -25,8 +25,20 @@ const FIRST_PEER_HOST = 10
  */
 const TBF_LATENCY_MS = 50
 
-/** tbf bucket: at least this many bytes (a few MTU-sized packets; GSO sends up to 64 KiB at once) */
-const TBF_MIN_BURST_BYTES = 32 * 1024
+/**
+ * The largest packet TCP hands a veth at once: a GSO packet of up to 64 KiB of
+ * payload (a NIC with TSO takes the same and cuts it in hardware).
+ */
+const GSO_MAX_BYTES = 64 * 1024
+
+/**
+ * tbf bucket: at least this many bytes. tbf cuts a packet larger than its
+ * bucket into MTU-sized ones and arms a timer for each, and in a VM every timer
+ * is an interrupt: with a 32 KiB bucket the lab cost the shared cores a quarter
+ * to a third of their time (README, Benchmarks). Three GSO packets (their
+ * segments' headers included) pass whole; the rate over a second stays B.
+ */
+const TBF_MIN_BURST_BYTES = 3 * GSO_MAX_BYTES
 
 /** Ethernet's; the largest a veth takes is 65535 */
 export const DEFAULT_MTU = 1500
@@ -40,9 +52,10 @@ export interface LabOptions {
   /** one peer (its index into `peers`) capped at a lower rate (Mbit/s), both ways */
   slow?: { peer: number, rateMbit: number }
   /**
-   * MTU of every link (default 1500). tbf sends a backlogged queue one packet
-   * per timer, and in a VM every timer is an interrupt: with jumbo frames the
-   * lab itself costs the shared cores far less (see README, Benchmarks).
+   * MTU of every link (default 1500). A backlogged tbf queue sends one packet
+   * per timer; TCP's GSO packets carry up to 64 KiB whatever the MTU, so the
+   * MTU matters where they are cut (one timer per segment), as they were with
+   * the bucket smaller than one (see README, Benchmarks).
    */
   mtu?: number
 }
@@ -224,7 +237,8 @@ export class NetnsLab {
   private tbf (rateMbit: number): string[] {
     const bytesPerS = rateMbit * 1e6 / 8
     // at least one timer tick (1 ms at HZ=1000, 4 ms at HZ=250) of tokens, or
-    // the rate cannot be reached, and two packets (tbf drops a larger one)
+    // the rate cannot be reached, and two MTU-sized packets (tbf drops a
+    // larger one, or cuts a larger GSO packet up)
     const burst = Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerS * 0.004), 2 * this.mtu)
 
     return ['tbf', 'rate', `${rateMbit}mbit`, 'burst', String(burst), 'latency', `${TBF_LATENCY_MS}ms`]
