@@ -101,12 +101,12 @@ export const DEFAULT_ENDGAME_MAX_REQUESTS_PER_PIECE = 2
 export const DEFAULT_MAX_SOURCE_PEERS = 1
 
 /**
- * Pieces per stripe in a source grant: the k-th source peer gets every k-th
- * stripe, reads a stripe as one origin range and confirms its grant with the
- * tracker in between (the tracker says the width with each grant). 32 pieces
- * (8 MiB of 256 KiB pieces) keep the origin busy across the confirmations;
- * with several sources, narrower stripes make new pieces appear at more
- * nodes at a time.
+ * Pieces per stripe in a source grant when several peers may read the
+ * origin: the k-th source peer gets every k-th stripe, reads a stripe as one
+ * origin range and confirms its grant with the tracker in between (the
+ * tracker says the width with each grant). Narrower stripes make new pieces
+ * appear at more nodes at a time; each end of a stripe costs a round trip to
+ * the tracker. With one source peer (the default) the task is one stripe.
  */
 export const DEFAULT_SOURCE_STRIPE_PIECES = 32
 

@@ -783,9 +783,9 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   /**
    * Read a run of pieces from the origin, storing each as it completes. A
    * run granted by the tracker stops early once the tracker has not heard
-   * from us for DEFAULT_GRANT_SILENCE_MS: it will soon count us gone and
+   * from us for DEFAULT_GRANT_SILENCE_MS (it will soon count us gone and
    * give the rest to another peer, and reading on would fetch those pieces
-   * twice.
+   * twice), or once its last answer no longer grants us the next piece.
    */
   private async fetchFromOrigin (meta: TaskMetadata, run: number[], tracked: boolean): Promise<void> {
     const silenceMs = this.ctx.grantSilenceMs ?? DEFAULT_GRANT_SILENCE_MS
@@ -814,6 +814,13 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
           index++
           if (tracked && index <= run[run.length - 1] && Date.now() - this.trackerHeardAt > silenceMs) {
             this.log('stopping the origin run at piece %d: the tracker has not heard from us for %d ms and may give the rest to others', index, Date.now() - this.trackerHeardAt)
+            return
+          }
+          if (tracked && index <= run[run.length - 1] && !this.trackerGrants.has(index)) {
+            // a long run (one source reads the whole task as one stripe)
+            // outlives grants that move: a tracker that took over, or ours
+            // after counting us gone, gave the rest to another peer
+            this.log('stopping the origin run at piece %d: the tracker\'s last answer no longer grants it to us', index)
             return
           }
           if (index <= run[run.length - 1]) {

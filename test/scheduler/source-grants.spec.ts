@@ -4,7 +4,8 @@ import {
   DEFAULT_GRANT_TTL_MS,
   DEFAULT_MAX_SOURCE_PEERS,
   DEFAULT_SOURCE_STRIPE_PIECES,
-  SourceGrants
+  SourceGrants,
+  stripeWidth
 } from '../../src/scheduler/index.ts'
 import { Bitfield } from '../../src/utils/bitfield.ts'
 import { range } from './helpers.ts'
@@ -62,7 +63,8 @@ describe('scheduler/source-grants', () => {
       expect(swarm.request(`p${k}`)).to.deep.equal([], `peer ${k} reads nothing from the origin`)
     }
     expect(swarm.request('p0')).to.deep.equal(range(0, 256))
-    expect(swarm.grants.stripe).to.equal(32)
+    // one source: the whole task is one stripe, read as one origin range
+    expect(swarm.grants.stripe).to.equal(256)
   })
 
   it('says the stripe width it cuts grants in once the piece count is known', () => {
@@ -75,6 +77,12 @@ describe('scheduler/source-grants', () => {
     const small = new SourceGrants({ maxSourcePeers: 3, stripePieces: 5 })
     new Swarm(7, small).request('a')
     expect(small.stripe).to.equal(3)
+    // one source slot: nothing moves between sources, so one stripe
+    const single = new SourceGrants({ maxSourcePeers: 1, stripePieces: 5 })
+    new Swarm(100, single).request('a')
+    expect(single.stripe).to.equal(100)
+    expect(stripeWidth(100, 5, 1)).to.equal(100)
+    expect(stripeWidth(100, 5, 2)).to.equal(5)
   })
 
   describe('splitting the origin among the first requesters', () => {

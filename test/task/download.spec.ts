@@ -314,6 +314,36 @@ describe('Download', () => {
     expect(download.progress().fromOrigin).to.equal(data.byteLength)
   })
 
+  it('stops a long origin run once the tracker\'s answer no longer grants it the next piece', async () => {
+    const data = randomBytes(PIECE * COUNT)
+    const h = await silentTrackerHarness(store, dir, data)
+    const { ctx: plain } = harness(store, data)
+    let moved = false
+    h.ctx.tracker = {
+      ...plain.tracker,
+      announce: async (req, options) => {
+        const res = await plain.tracker.announce(req, options)
+        // one source: the whole task is one stripe, until the tracker gives the rest to another peer
+        return { ...res, parents: [], intervalMs: 100, grantStripe: COUNT, grant: moved ? [] : missingFrom(req.have) }
+      }
+    }
+    const ranges: Array<[number, number]> = []
+    // 64 KiB every 30 ms: ~2 s for the whole task
+    slowOrigin(h.ctx, 30, (start, end) => { ranges.push([start, end]) })
+    const download = new Download(h.ctx, { taskId: h.taskId, url: h.url })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    moved = true
+    const atMove = download.progress().fromOrigin
+    await new Promise(resolve => setTimeout(resolve, 800))
+    const after = download.progress().fromOrigin
+    download.cancel()
+    await download.done.catch(() => {})
+    expect(ranges).to.deep.equal([[0, COUNT * PIECE]])
+    expect(atMove, 'read before the move').to.be.greaterThan(0)
+    // the next answer (within ~100 ms) stopped the run; reading on would have taken ~26 more pieces
+    expect((after - atMove) / PIECE, 'pieces read after the grant moved').to.be.at.most(10)
+  })
+
   it('counts and reports the last piece it read from the origin before it succeeds', async () => {
     const data = randomBytes(PIECE * COUNT)
     const h = await silentTrackerHarness(store, dir, data)
