@@ -54,7 +54,8 @@ function assertPositiveInteger (name: string, value: number): void {
  *
  * - The first `maxSourcePeers` requesters get a source slot `k`. The pieces
  * are cut into stripes of `stripePieces` contiguous pieces (fewer for small
- * tasks, so that every slot gets a stripe), and stripe `j` belongs to slot
+ * tasks, so that every slot gets a stripe; with one slot the whole task is
+ * one stripe, see {@link stripeWidth}), and stripe `j` belongs to slot
  * `j mod maxSourcePeers`. So each source peer reads large contiguous ranges
  * from the origin, and the origin sees at most `maxSourcePeers` readers.
  * - Nothing waits for an empty slot: whatever no live peer is fetching goes to
