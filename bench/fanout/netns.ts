@@ -237,9 +237,9 @@ export class NetnsLab {
   private tbf (rateMbit: number): string[] {
     const bytesPerS = rateMbit * 1e6 / 8
     // at least one timer tick (1 ms at HZ=1000, 4 ms at HZ=250) of tokens, or
-    // the rate cannot be reached, and two MTU-sized packets (tbf drops a
-    // larger one, or cuts a larger GSO packet up)
-    const burst = Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerS * 0.004), 2 * this.mtu)
+    // the rate cannot be reached; the minimum already holds two packets of the
+    // largest MTU (tbf drops a larger packet, or cuts a larger GSO packet up)
+    const burst = Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerS * 0.004))
 
     return ['tbf', 'rate', `${rateMbit}mbit`, 'burst', String(burst), 'latency', `${TBF_LATENCY_MS}ms`]
   }
