@@ -14,7 +14,7 @@ import { pieceRange } from '../task/piece-size.ts'
 import { metaInfoOf } from '../task/tracker-port.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
-import { TokenBucket, pieceTransfer } from '../transfer/index.ts'
+import { PieceAttestations, TokenBucket, pieceTransfer, signPieceDigest } from '../transfer/index.ts'
 import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
 import { coalesceProtocolMerges } from './protocol-merges.ts'
 import { DEFAULT_PROVIDE_QUIET_MS, DeferredProvides } from './provides.ts'
@@ -29,7 +29,7 @@ import type { ImportRequest } from '../task/import.ts'
 import type { LocalTask } from '../tracker/index.ts'
 import type { PieceSource, PieceTransfer, PieceTransferStats } from '../transfer/index.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { ComponentLogger, Libp2pEvents, Logger, Metrics, PeerId, PeerStore, Startable, TypedEventTarget, PeerInfo, ContentRouting } from '@libp2p/interface'
+import type { ComponentLogger, Libp2pEvents, Logger, Metrics, PeerId, PeerStore, PrivateKey, Startable, TypedEventTarget, PeerInfo, ContentRouting } from '@libp2p/interface'
 import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/interface-internal'
 
 /** peers whose merged addresses addPeerAddrs remembers (a swarm's worth; older ones are merged again) */
@@ -156,6 +156,8 @@ export interface DamselflyInit {
 
 export interface DamselflyComponents {
   peerId: PeerId
+  /** signs the digests of pieces this node reads from the origin (without it, peers take them on the tracker's digests only) */
+  privateKey?: PrivateKey
   events: TypedEventTarget<Libp2pEvents>
   logger: ComponentLogger
   metrics?: Metrics
@@ -298,6 +300,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
   public readonly engine: Engine
   private readonly provides: DeferredProvides
   private readonly components: DamselflyComponents
+  /** signed digests of the pieces this node serves (its own from the origin, and relayed ones) */
+  private readonly attestations = new PieceAttestations()
   private readonly init: ResolvedInit
   private readonly log: Logger
   private readonly kadProtocolId: string
@@ -328,7 +332,7 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       makeRoom: async (bytes, forTaskId) => this.gc?.makeRoom(bytes, forTaskId) ?? 0
     })
     this.transfer = pieceTransfer({
-      source: storeAsPieceSource(this.store),
+      source: storeAsPieceSource(this.store, this.attestations),
       uploadSlots: this.init.uploadSlots,
       uploadRateBps: this.init.uploadRate,
       downloadRateBps: this.init.downloadRate,
@@ -389,6 +393,12 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       tracker: port,
       selfPeerId: components.peerId.toString(),
       logger: components.logger,
+      attest: components.privateKey == null
+        ? undefined
+        : async (taskId, index, digest) => {
+          this.attestations.set(taskId, index, digest, await signPieceDigest(components.privateKey!, components.peerId.toString(), taskId, index, digest))
+        },
+      keepAttestation: (taskId, index, digest, attestation) => { this.attestations.set(taskId, index, digest, attestation) },
       fetchPieces: async (peerId, addrs, taskId, indexes, options) => {
         await this.addPeerAddrs(peerId, addrs)
         return this.transfer.fetch(peerIdFromString(peerId), taskId, indexes, options)
@@ -727,7 +737,11 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
 /**
  * The store seen by the upload side of the piece protocol
  */
-function storeAsPieceSource (store: FsPieceStore): PieceSource {
+function storeAsPieceSource (store: FsPieceStore, attestations: PieceAttestations): PieceSource {
+  const digestOf = (taskId: string, index: number): Uint8Array | undefined => {
+    const hex = store.getTask(taskId)?.pieceDigests[index]
+    return hex != null ? Buffer.from(hex, 'hex') : undefined
+  }
   return {
     pieceLength: (taskId, index) => {
       const meta = store.getTask(taskId)
@@ -737,9 +751,10 @@ function storeAsPieceSource (store: FsPieceStore): PieceSource {
       return pieceRange(index, meta.contentLength, meta.pieceSize).length
     },
     has: (taskId, index) => store.getTask(taskId) != null && store.has(taskId, index),
-    digest: (taskId, index) => {
-      const hex = store.getTask(taskId)?.pieceDigests[index]
-      return hex != null ? Buffer.from(hex, 'hex') : undefined
+    digest: digestOf,
+    attestation: (taskId, index) => {
+      const digest = digestOf(taskId, index)
+      return digest == null ? undefined : attestations.get(taskId, index, digest)
     },
     read: async (taskId, index, options) => store.read(taskId, index, options),
     waitFor: async (taskId, index, options) => store.getTask(taskId) != null && store.whenPresent(taskId, index, options)

@@ -148,6 +148,7 @@ export class TrackerPortAdapter implements TrackerPort {
       grant: response.grant,
       grantStripe: response.grantStripe,
       upstream: response.upstream?.toString(),
+      sources: response.sources.map(p => p.toString()),
       intervalMs: response.intervalMs
     }
   }

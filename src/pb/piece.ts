@@ -163,6 +163,8 @@ export interface PieceHeader {
   length: number
   digest: Uint8Array<ArrayBuffer>
   message?: string
+  attestor: string
+  attestation: Uint8Array<ArrayBuffer>
 }
 
 export namespace PieceHeader {
@@ -222,6 +224,16 @@ export namespace PieceHeader {
           w.string(obj.message)
         }
 
+        if ((obj.attestor != null && obj.attestor !== '')) {
+          w.uint32(50)
+          w.string(obj.attestor)
+        }
+
+        if ((obj.attestation != null && obj.attestation.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.attestation)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -230,7 +242,9 @@ export namespace PieceHeader {
           index: 0,
           status: Status.OK,
           length: 0,
-          digest: uint8ArrayAlloc(0)
+          digest: uint8ArrayAlloc(0),
+          attestor: '',
+          attestation: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -257,6 +271,14 @@ export namespace PieceHeader {
             }
             case 5: {
               obj.message = reader.string()
+              break
+            }
+            case 6: {
+              obj.attestor = reader.string()
+              break
+            }
+            case 7: {
+              obj.attestation = reader.bytes()
               break
             }
             default: {
@@ -309,6 +331,20 @@ export namespace PieceHeader {
               }
               break
             }
+            case 6: {
+              yield {
+                field: `${prefix}.attestor`,
+                value: reader.string()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.attestation`,
+                value: reader.bytes()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -346,6 +382,16 @@ export namespace PieceHeader {
     value: string
   }
 
+  export interface PieceHeaderAttestorFieldEvent {
+    field: '$.attestor'
+    value: string
+  }
+
+  export interface PieceHeaderAttestationFieldEvent {
+    field: '$.attestation'
+    value: Uint8Array<ArrayBuffer>
+  }
+
   export function encode (obj: Partial<PieceHeader>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, PieceHeader.codec())
   }
@@ -354,7 +400,7 @@ export namespace PieceHeader {
     return decodeMessage(buf, PieceHeader.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<PieceHeader>): Generator<PieceHeaderIndexFieldEvent | PieceHeaderStatusFieldEvent | PieceHeaderLengthFieldEvent | PieceHeaderDigestFieldEvent | PieceHeaderMessageFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<PieceHeader>): Generator<PieceHeaderIndexFieldEvent | PieceHeaderStatusFieldEvent | PieceHeaderLengthFieldEvent | PieceHeaderDigestFieldEvent | PieceHeaderMessageFieldEvent | PieceHeaderAttestorFieldEvent | PieceHeaderAttestationFieldEvent> {
     return streamMessage(buf, PieceHeader.codec(), opts)
   }
 }

@@ -1663,6 +1663,7 @@ export interface TrackerResponse {
   rejected: number[]
   grantStripe: number
   upstream: string
+  sources: string[]
 }
 
 export namespace TrackerResponse {
@@ -1760,6 +1761,13 @@ export namespace TrackerResponse {
           w.string(obj.upstream)
         }
 
+        if (obj.sources != null && obj.sources.length > 0) {
+          for (const value of obj.sources) {
+            w.uint32(98)
+            w.string(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -1772,7 +1780,8 @@ export namespace TrackerResponse {
           intervalMs: 0,
           rejected: [],
           grantStripe: 0,
-          upstream: ''
+          upstream: '',
+          sources: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1843,6 +1852,14 @@ export namespace TrackerResponse {
               obj.upstream = reader.string()
               break
             }
+            case 12: {
+              if (opts.limits?.sources != null && obj.sources.length === opts.limits.sources) {
+                throw new MaxLengthError('Decode error - repeated field "sources" had too many elements')
+              }
+
+              obj.sources.push(reader.string())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -1855,7 +1872,8 @@ export namespace TrackerResponse {
         const obj = {
           parents: 0,
           grant: 0,
-          rejected: 0
+          rejected: 0,
+          sources: 0
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1966,6 +1984,21 @@ export namespace TrackerResponse {
                 field: `${prefix}.upstream`,
                 value: reader.string()
               }
+              break
+            }
+            case 12: {
+              if (opts.limits?.sources != null && obj.sources === opts.limits.sources) {
+                throw new MaxLengthError('Streaming decode error - repeated field "sources" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.sources[]`,
+                index: obj.sources,
+                value: reader.string()
+              }
+
+              obj.sources++
+
               break
             }
             default: {
@@ -2093,6 +2126,12 @@ export namespace TrackerResponse {
     value: string
   }
 
+  export interface TrackerResponseSourcesFieldEvent {
+    field: '$.sources[]'
+    index: number
+    value: string
+  }
+
   export function encode (obj: Partial<TrackerResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, TrackerResponse.codec())
   }
@@ -2101,7 +2140,7 @@ export namespace TrackerResponse {
     return decodeMessage(buf, TrackerResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent | TrackerResponseGrantStripeFieldEvent | TrackerResponseUpstreamFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerResponse>): Generator<TrackerResponseStatusFieldEvent | TrackerResponseErrorCodeFieldEvent | TrackerResponseMessageFieldEvent | TrackerResponseRedirectPeerIdFieldEvent | TrackerResponseRedirectAddrsFieldEvent | TrackerResponseMetaContentLengthFieldEvent | TrackerResponseMetaPieceSizeFieldEvent | TrackerResponseMetaEtagFieldEvent | TrackerResponseMetaLastModifiedFieldEvent | TrackerResponseMetaUrlFieldEvent | TrackerResponseMetaDigestFieldEvent | TrackerResponseMetaPieceDigestsFieldEvent | TrackerResponseParentsPeerIdFieldEvent | TrackerResponseParentsAddrsFieldEvent | TrackerResponseParentsHaveFieldEvent | TrackerResponseParentsFreeUploadSlotsFieldEvent | TrackerResponseGrantFieldEvent | TrackerResponseIntervalMsFieldEvent | TrackerResponseRejectedFieldEvent | TrackerResponseGrantStripeFieldEvent | TrackerResponseUpstreamFieldEvent | TrackerResponseSourcesFieldEvent> {
     return streamMessage(buf, TrackerResponse.codec(), opts)
   }
 }

@@ -139,3 +139,11 @@ export const DEFAULT_UPSTREAM_STALL_MS = 3_000
  * 35.8 s and 69.2 with 250 (bench/fanout, one run each).
  */
 export const DEFAULT_UPSTREAM_TARGET_MS = 1_000
+
+/**
+ * How long a parent that sent a piece without a usable attestation (see
+ * transfer/attestation.ts) is asked only for pieces whose digest we know.
+ * Such a piece was transferred for nothing, so this bounds the waste to
+ * one piece per parent per interval.
+ */
+export const DEFAULT_ATTEST_BACKOFF_MS = 3_000

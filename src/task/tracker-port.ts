@@ -50,6 +50,8 @@ export interface AnnounceResult {
   grantStripe?: number
   /** the peer (id string) to stream pieces from in index order, our predecessor in the task's pipeline; listed first in `parents`; undefined: none (the first peer, a direct answer, or the tracker did not say) */
   upstream?: string
+  /** the task's source peers (id strings), whose signed piece digests stand in for digests not known yet; empty: none named (or a tracker older than the field) */
+  sources?: string[]
   intervalMs: number
   message?: string
   /** the answer of a DHT provider about its own copy, not of a tracker */

@@ -31,6 +31,7 @@ import {
   MAX_REDIRECTS,
   MAX_REQUEST_BYTES,
   MAX_RESPONSE_BYTES,
+  MAX_SOURCES_PER_ANSWER,
   PROTOCOL_NAME,
   PROTOCOL_VERSION
 } from './constants.ts'
@@ -130,6 +131,8 @@ export interface AnnounceResponse {
    * than the field, and in a DIRECT answer
    */
   upstream?: PeerId
+  /** The task's source peers (they read pieces from the origin), the latest last: their signed piece digests may be trusted */
+  sources: PeerId[]
   /** Announce again after this many ms (0 unless ok) */
   intervalMs: number
 }
@@ -500,10 +503,10 @@ export class TrackerClient {
       if (redirect == null) {
         throw new TrackerStreamError('The tracker answered REDIRECT without a valid peer id - the tracker is faulty', { cause: new InvalidMessageError('bad redirect') })
       }
-      return { status: 'redirect', redirect: { peerId: redirect, addrs: parseAddrs(response.redirect?.addrs ?? [], this.#log) }, parents: [], grant: [], intervalMs: 0 }
+      return { status: 'redirect', redirect: { peerId: redirect, addrs: parseAddrs(response.redirect?.addrs ?? [], this.#log) }, parents: [], grant: [], sources: [], intervalMs: 0 }
     }
     if (response.status === Status.NEED_META) {
-      return { status: 'need-meta', parents: [], grant: [], intervalMs: 0 }
+      return { status: 'need-meta', parents: [], grant: [], sources: [], intervalMs: 0 }
     }
     if (response.status !== Status.OK) {
       throw this.#errorOf(response)
@@ -549,6 +552,7 @@ export class TrackerClient {
       grant: response.grant.filter(i => i < pieceCount),
       grantStripe: response.grantStripe > 0 ? response.grantStripe : undefined,
       upstream: this.#upstreamOf(response.upstream),
+      sources: response.sources.slice(0, MAX_SOURCES_PER_ANSWER).flatMap(id => parsePeerId(id) ?? []),
       intervalMs: response.intervalMs
     }
   }

@@ -32,6 +32,13 @@ export const MAX_REQUEST_BYTES = 64 * KiB
  */
 export const MAX_RESPONSE_BYTES = 4 * MiB
 
+/**
+ * Source peers named in an answer (TrackerResponse.sources): the peers a
+ * task's grants went to, the latest last. One source reads a whole task by
+ * default; more come with more source peers or when grants move.
+ */
+export const MAX_SOURCES_PER_ANSWER = 16
+
 /** A have bitfield covers at most MAX_PIECE_COUNT pieces: 8 KiB */
 export const MAX_BITFIELD_BYTES = MAX_PIECE_COUNT / 8
 

@@ -113,7 +113,8 @@ export function bareResponse (status: TrackerResponse.Status, errorCode: ErrorCo
     grantStripe: 0,
     intervalMs: 0,
     rejected: [],
-    upstream: ''
+    upstream: '',
+    sources: []
   }
 }
 
@@ -392,6 +393,7 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
     grant: result.grant,
     grantStripe: result.grantStripe,
     upstream: result.upstream ?? '',
+    sources: result.sources,
     intervalMs: result.intervalMs
   }
 }

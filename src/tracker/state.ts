@@ -29,6 +29,7 @@ import {
   MAX_PARENTS_PER_ANSWER,
   MAX_PIECES_PER_REPORT,
   MAX_SHORT_STRING_CHARS,
+  MAX_SOURCES_PER_ANSWER,
   MAX_UPLOAD_SLOTS,
   MAX_URL_CHARS,
   RATE_WINDOW_MS,
@@ -116,6 +117,12 @@ export type AnnounceResult =
      * peer, with `pipeline` off, or with `parentsPerAnswer` 0
      */
     upstream?: string
+    /**
+     * The peers granted pieces of the task to read from the origin, the
+     * latest last (at most MAX_SOURCES_PER_ANSWER; blocked peers are dropped):
+     * their signed digests stand in for digests the requester lacks
+     */
+    sources: string[]
     intervalMs: number
     /** This announce registered the peer (it was not registered before) */
     registered: boolean
@@ -260,6 +267,8 @@ interface TaskRecord {
   badReports: Map<string, Set<string>>
   /** The last SLOW_PEER_MOVES_KEPT moves to the end of the pipeline */
   moves: SlowPeerMove[]
+  /** Peers granted origin reads, the latest last (at most MAX_SOURCES_PER_ANSWER) */
+  sources: string[]
   /** When the last peer left; undefined while the task has peers */
   emptySince?: number
 }
@@ -500,6 +509,7 @@ export class TrackerState {
     let grant: number[] = []
     if (input.wantGrant && !blocked) {
       grant = task.grants.grant({ requester: peer, pieceCount, held: task.held, livePeers: task.live, now })
+      noteSource(task, peer, grant)
     } else {
       task.grants.release(peer)
     }
@@ -513,6 +523,7 @@ export class TrackerState {
       grant,
       grantStripe: grant.length > 0 ? task.grants.stripe : 0,
       upstream,
+      sources: task.sources.slice(),
       intervalMs: this.announceIntervalMs,
       registered,
       movedToEnd
@@ -630,6 +641,7 @@ export class TrackerState {
     const blocked = task.blocklist.reportBadPiece(badPeer, now)
     if (blocked) {
       task.grants.release(badPeer)
+      task.sources = task.sources.filter(p => p !== badPeer)
     }
     return { counted: true, blocked }
   }
@@ -715,7 +727,8 @@ export class TrackerState {
       grants: new SourceGrants(this.#sourceGrants),
       blocklist: new Blocklist(this.#blocklist),
       badReports: new Map(),
-      moves: []
+      moves: [],
+      sources: []
     }
   }
 
@@ -986,5 +999,17 @@ function summarise (task: TaskRecord): TaskSummary {
     grantsOutstanding,
     digestsKnown: task.digestKnown.count(),
     slowPeersMoved: task.moves.map(m => ({ ...m }))
+  }
+}
+
+/** `peer` was granted `grant` to read from the origin: unless empty, it becomes the latest source (the oldest beyond the bound is dropped) */
+function noteSource (task: TaskRecord, peer: string, grant: number[]): void {
+  if (grant.length === 0 || task.sources.at(-1) === peer) {
+    return
+  }
+  task.sources = task.sources.filter(p => p !== peer)
+  task.sources.push(peer)
+  if (task.sources.length > MAX_SOURCES_PER_ANSWER) {
+    task.sources.splice(0, task.sources.length - MAX_SOURCES_PER_ANSWER)
   }
 }

@@ -3,6 +3,7 @@ import { AbortError, InvalidMessageError, InvalidParametersError, ProtocolError,
 import { defaultLogger } from '@libp2p/logger'
 import { allocUnsafe } from 'uint8arrays/alloc'
 import { PieceHeader, PieceRequest } from '../pb/piece.ts'
+import { verifyPieceDigest } from './attestation.ts'
 import {
   DEFAULT_CLOSE_GRACE_MS,
   DEFAULT_MAX_OUTSTANDING_PER_STREAM,
@@ -21,8 +22,9 @@ import {
 import { BadPieceError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
 import { encodeFrame } from './framing.ts'
 import { StreamReader } from './stream-reader.ts'
+import type { PieceAttestation } from './attestation.ts'
 import type { PieceBufferPool } from './buffer-pool.ts'
-import type { ExpectedPiece, FetchResult, FetchStatus } from './index.ts'
+import type { ExpectedPiece, FetchResult, FetchStatus, PieceProof } from './index.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -30,15 +32,19 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 export type BadPieceReason = 'bad-digest' | 'bad-length'
 
 export interface RequestPiecesOptions extends AbortOptions {
-  /** Length and sha256 of each piece, from the task's manifest (never from the peer) */
+  /**
+   * Length and sha256 of each piece, from the task's manifest (never from the
+   * peer), or the source peers whose attestation may stand in for a digest
+   * the manifest lacks yet. Called when the piece's header arrives.
+   */
   expected(index: number): ExpectedPiece
   /**
-   * Receives each verified piece, in request order. The next piece is not
+   * Receives each verified piece, in request order, with the digest it matched. The next piece is not
    * processed until this resolves; meanwhile the stream is paused once
    * RECEIVE_HIGH_WATER_BYTES are queued, so a slow sink slows the sender down
    * instead of growing memory. A throw marks that index 'error' and goes on.
    */
-  onPiece(index: number, bytes: Uint8Array): Promise<void> | void
+  onPiece(index: number, bytes: Uint8Array, proof: PieceProof): Promise<void> | void
   /**
    * Fill pieces into buffers leased from this pool instead of a fresh
    * allocation per piece. The buffer handed to onPiece is then onPiece's:
@@ -96,6 +102,32 @@ export interface RequestPiecesOptions extends AbortOptions {
    * the stream (timeout, error) come only in the returned results.
    */
   onAnswer?(result: FetchResult): void
+}
+
+/**
+ * The sha256 a piece's bytes must match: the manifest's, or, when the
+ * manifest has none yet, the digest in the header if a source the caller
+ * named signed it. `relay` is the header's attestation when it was checked
+ * and names an expected attestor (to send the piece on with it). Without a
+ * digest to match, `refused` says why: a forged attestation ('bad-digest')
+ * or none usable ('unverifiable').
+ */
+async function digestToMatch (taskId: string, index: number, expected: ExpectedPiece, header: PieceHeader): Promise<{ want?: Uint8Array, relay?: PieceAttestation, refused?: 'bad-digest' | 'unverifiable' }> {
+  const known = expected.digest.byteLength === DIGEST_BYTES
+  const attestation: PieceAttestation = { attestor: header.attestor, signature: header.attestation }
+  const usable = header.digest.byteLength === DIGEST_BYTES && attestation.signature.byteLength > 0 &&
+    expected.attestors?.has(attestation.attestor) === true && (!known || timingSafeEqual(header.digest, expected.digest))
+
+  if (!usable) {
+    return known ? { want: expected.digest } : { refused: 'unverifiable' }
+  }
+
+  if (await verifyPieceDigest(taskId, index, header.digest, attestation)) {
+    return { want: known ? expected.digest : header.digest, relay: attestation }
+  }
+
+  // known: the manifest decides, but this attestation must not be passed on
+  return known ? { want: expected.digest } : { refused: 'bad-digest' }
 }
 
 /** max(5 s, 4 s per MiB) from reliability.md §e */
@@ -281,6 +313,38 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
     options.onTiming?.(index, head.headerAt - head.startedAt, bodyMs)
   }
 
+  /** DONT_HAVE, BUSY, UNKNOWN_TASK or ERROR */
+  const answerWithoutBytes = (index: number, header: PieceHeader): FetchResult => {
+    if (header.length !== 0) {
+      throw new InvalidMessageError(`The peer announced ${header.length} bytes with status ${header.status} for piece ${index}; only OK carries bytes`)
+    }
+
+    timed(index)
+    const status = STATUS[header.status]
+    return status === 'error'
+      ? { index, status, error: new RemotePieceError(`The peer failed to read piece ${index}: ${header.message ?? 'no reason given'}; request it from another peer`) }
+      : { index, status }
+  }
+
+  /** a piece with no digest to check it against: read past its bytes, say why */
+  const refuse = async (index: number, header: PieceHeader, refused?: 'bad-digest' | 'unverifiable'): Promise<FetchResult> => {
+    await reader.readBytes(header.length, async (chunk) => {
+      for (const limit of options.rateLimits ?? []) {
+        await limit.take(chunk.byteLength, { signal })
+      }
+
+      head.bytes += chunk.byteLength
+    })
+    timed(index, Date.now() - head.headerAt)
+
+    if (refused === 'bad-digest') {
+      options.onBadPiece?.(index, 'bad-digest')
+      return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} came with an attestation by ${header.attestor.slice(0, 128)} that does not verify; the piece was dropped, block or report the peer`) }
+    }
+
+    return { index, status: 'unverifiable' }
+  }
+
   const receive = async (index: number): Promise<FetchResult> => {
     head.startedAt = Date.now()
     head.headerAt = 0
@@ -298,17 +362,8 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       throw new InvalidMessageError(`The peer answered piece ${header.index} where piece ${index} was due; answers must come in request order`)
     }
 
-    const status = STATUS[header.status]
-
     if (header.status !== PieceHeader.Status.OK) {
-      if (header.length !== 0) {
-        throw new InvalidMessageError(`The peer announced ${header.length} bytes with status ${header.status} for piece ${index}; only OK carries bytes`)
-      }
-
-      timed(index)
-      return status === 'error'
-        ? { index, status, error: new RemotePieceError(`The peer failed to read piece ${index}: ${header.message ?? 'no reason given'}; request it from another peer`) }
-        : { index, status }
+      return answerWithoutBytes(index, header)
     }
 
     const expected = options.expected(index)
@@ -317,6 +372,12 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       // refuse before allocating: a lying header must not make us buffer 4 GiB
       options.onBadPiece?.(index, 'bad-length')
       throw new BadPieceError(`The peer announced ${header.length} bytes for piece ${index} of task ${taskId}, expected ${expected.length} (max ${MAX_PIECE_BYTES}); dropped the stream, block or report the peer`)
+    }
+
+    const { want, relay, refused } = await digestToMatch(taskId, index, expected, header)
+
+    if (want == null) {
+      return refuse(index, header, refused)
     }
 
     // one buffer per piece (reused from the pool when given); chunks are
@@ -342,13 +403,13 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       timed(index, Date.now() - head.headerAt)
       const digest = hash.digest()
 
-      if (expected.digest.byteLength !== DIGEST_BYTES || !timingSafeEqual(digest, expected.digest)) {
+      if (!timingSafeEqual(digest, want)) {
         options.onBadPiece?.(index, 'bad-digest')
-        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the manifest; the piece was dropped, block or report the peer`) }
+        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the ${want === expected.digest ? 'manifest' : `attestation by ${relay?.attestor ?? 'its source'}`}; the piece was dropped, block or report the peer`) }
       }
 
       handedOver = true
-      await options.onPiece(index, piece)
+      await options.onPiece(index, piece, { digest: want, attestation: relay })
     } catch (err: any) {
       if (!handedOver) {
         throw err

@@ -153,3 +153,19 @@ export const DIGEST_BYTES = 32
  */
 export const DEFAULT_BURST_SECONDS = 0.1
 export const MIN_BURST_BYTES = 64 * KiB
+
+/** Longest attestor peer id (string form) a piece header may carry; Ed25519 ids are 52 characters */
+export const MAX_ATTESTOR_CHARS = 128
+
+/** Largest attestation signature a piece header may carry; Ed25519 signatures are 64 bytes */
+export const MAX_ATTESTATION_BYTES = 512
+
+/**
+ * Tasks, and pieces in all, whose attestations a node keeps
+ * (PieceAttestations): ~250 bytes a piece, so at most ~64 MB. A task's
+ * attestations matter while a swarm fetches it; a node fetching more than
+ * this at once relays fewer of them, and the peers behind it wait for the
+ * tracker's digests instead.
+ */
+export const MAX_ATTESTED_TASKS = 64
+export const MAX_ATTESTED_PIECES = 256 * KiB

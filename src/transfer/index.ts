@@ -9,8 +9,10 @@
  * has asked for everything. The server answers every index, in order, with a
  * PieceHeader and, for OK, the raw piece bytes; it never goes silent
  * (DONT_HAVE, BUSY, UNKNOWN_TASK, ERROR are explicit). The receiver verifies
- * every piece against the digest from the task's manifest, never against the
- * digest the sender put in its header.
+ * every piece against the digest from the task's manifest, never against a
+ * digest the sender merely claims; where the manifest has no digest yet, a
+ * digest the task's source signed (an attestation, relayed in the header)
+ * stands in for it (attestation.ts).
  *
  * Flow control: the server sends 1 MiB slices and waits for 'drain' whenever
  * send() returns false; the client reads into its own bounded queue and
@@ -31,6 +33,7 @@
  */
 
 import { PieceTransferService } from './transfer.ts'
+import type { PieceAttestation } from './attestation.ts'
 import type { PieceBufferPool } from './buffer-pool.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { AbortOptions, ComponentLogger, Connection, Metrics, PeerId, Startable, StreamHandler, StreamHandlerOptions, TypedEventTarget } from '@libp2p/interface'
@@ -41,6 +44,7 @@ export { PieceBufferPool, type PieceBufferPoolInit, type PieceBufferPoolStats } 
 export { handlePieceStream, type PieceServerContext } from './server.ts'
 export { requestPieces, defaultPieceTimeoutMs, type RequestPiecesOptions, type BadPieceReason } from './client.ts'
 export { BadPieceError, FrameTooLargeError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
+export { PieceAttestations, signPieceDigest, verifyPieceDigest, attestationPayload, type PieceAttestation } from './attestation.ts'
 export * as constants from './constants.ts'
 
 /** What the upload side needs from the node's piece store */
@@ -51,6 +55,12 @@ export interface PieceSource {
   has(taskId: string, index: number): boolean
   /** sha256 of the piece, if known (sent in the header, informational); computed when undefined */
   digest(taskId: string, index: number): Uint8Array | undefined
+  /**
+   * The source's signature of that digest, when this node holds one (it read
+   * the piece from the origin, or received it with one): sent in the header
+   * so a receiver that does not know the digest yet can verify the piece
+   */
+  attestation?(taskId: string, index: number): PieceAttestation | undefined
   /** The piece's bytes (exactly pieceLength bytes) */
   read(taskId: string, index: number, options: AbortOptions): Promise<Uint8Array>
   /**
@@ -65,18 +75,36 @@ export interface PieceSource {
 export interface ExpectedPiece {
   /** exact length in bytes */
   length: number
-  /** sha256, 32 bytes */
+  /**
+   * sha256, 32 bytes; empty when the manifest has no digest for the piece
+   * yet: then the piece is accepted only with a valid attestation by one of
+   * `attestors`
+   */
   digest: Uint8Array
+  /** the task's source peers (string form), whose signed digest stands in for a missing `digest` */
+  attestors?: ReadonlySet<string>
 }
 
-export type FetchStatus = 'ok' | 'dont-have' | 'busy' | 'unknown-task' | 'bad-digest' | 'timeout' | 'error'
+/** How a piece handed to onPiece was verified */
+export interface PieceProof {
+  /** the sha256 the bytes matched */
+  digest: Uint8Array
+  /**
+   * the source's signature of `digest` the sender relayed, verified: keep it
+   * to send the piece on with it (set only when it was checked)
+   */
+  attestation?: PieceAttestation
+}
+
+export type FetchStatus = 'ok' | 'dont-have' | 'busy' | 'unknown-task' | 'bad-digest' | 'unverifiable' | 'timeout' | 'error'
 
 export interface FetchResult {
   index: number
   /**
    * - ok: verified and accepted by onPiece
    * - dont-have / busy / unknown-task: the peer said so; ask again later or elsewhere
-   * - bad-digest: the peer sent a piece that fails verification (or announced a wrong length); a `transfer:bad-piece` event was emitted
+   * - bad-digest: the peer sent a piece that fails verification (or announced a wrong length, or a forged attestation); a `transfer:bad-piece` event was emitted
+   * - unverifiable: no digest was expected and the peer sent none attested by an expected attestor; the bytes were dropped, ask again once the digest is known
    * - timeout: the per-piece timeout fired on this or an earlier index; the stream was aborted
    * - error: the stream failed, the peer answered ERROR, or onPiece threw (see `error`)
    */
@@ -93,7 +121,7 @@ export interface FetchOptions extends AbortOptions {
    * Receives each verified piece in request order; the next one waits until
    * this resolves (and the stream is paused meanwhile, so memory stays bounded)
    */
-  onPiece(index: number, bytes: Uint8Array): Promise<void> | void
+  onPiece(index: number, bytes: Uint8Array, proof: PieceProof): Promise<void> | void
   /**
    * Receive pieces into buffers leased from this pool (one per task, sized
    * to its piece size) instead of allocating each piece. onPiece then owns

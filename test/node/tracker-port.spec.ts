@@ -20,7 +20,7 @@ interface Recording {
 
 /** A tracker whose client records what it is asked and answers OK with no parents */
 function recordingTracker (): Recording {
-  const ok = { status: 'ok', parents: [], grant: [], intervalMs: 1000 }
+  const ok = { status: 'ok', parents: [], grant: [], sources: [], intervalMs: 1000 }
   const rec: Recording = { tracker: undefined as unknown as Tracker, standby: [], elected: [], calls: [], failStandby: false }
   const client = {
     announceElected: async (_taskId: string, eligible: string[]) => {

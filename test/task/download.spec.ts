@@ -61,7 +61,7 @@ function harness (store: FsPieceStore, data: Uint8Array, parentHas = COUNT): { c
       for (const i of indexes) {
         // a little latency so the download keeps a queue of requests
         await new Promise(resolve => setTimeout(resolve, 2))
-        await options.onPiece(i, data.slice(i * PIECE, (i + 1) * PIECE))
+        await options.onPiece(i, data.slice(i * PIECE, (i + 1) * PIECE), { digest: digests[i] })
         results.push({ index: i, status: 'ok', bytes: PIECE })
       }
       return results
@@ -650,6 +650,85 @@ describe('Download', () => {
       expect(fromOther.length).to.be.at.least(COUNT - 8)
       // it waited for the upstream a while first, but not for its held requests to run out
       expect(Date.now() - started).to.be.within(2_500, 6_000)
+    })
+
+    /**
+     * The tracker names 'src' as the source and knows no digest for the first
+     * `blindAnswers` answers; 'up' serves each piece with src's attestation
+     */
+    function attested (blindAnswers: number, sources = ['src'], msPerPiece = 2): { ctx: DownloadContext, taskId: string, data: Uint8Array, asked: Array<{ peer: string, indexes: number[], at: number }>, kept: number[], reported: number[], digestsAt(): number } {
+      const { ctx, taskId, data } = pipelined()
+      const digests = Array.from({ length: COUNT }, (_, i) => createHash('sha256').update(data.subarray(i * PIECE, (i + 1) * PIECE)).digest())
+      let answers = 0
+      let digestsAt = Infinity
+      rewriteAnswers(ctx, (res) => {
+        answers++
+        const blind = answers <= blindAnswers
+        if (!blind && digestsAt === Infinity) {
+          digestsAt = Date.now()
+        }
+        return { ...res, intervalMs: 100, sources, digests: blind ? Array.from({ length: COUNT }, () => undefined) : res.digests }
+      })
+      const asked: Array<{ peer: string, indexes: number[], at: number }> = []
+      const kept: number[] = []
+      const reported: number[] = []
+      ctx.keepAttestation = (_id, index, digest, attestation) => {
+        expect(digest).to.deep.equal(digests[index])
+        expect(attestation.attestor).to.equal('src')
+        kept.push(index)
+      }
+      ctx.tracker = { ...ctx.tracker, report: async (_tracker, _taskId, pieces) => { reported.push(...pieces.map(p => p.index)) } }
+      ctx.fetchPieces = async (peer, _addrs, _id, indexes, options): Promise<FetchResult[]> => {
+        asked.push({ peer, indexes, at: Date.now() })
+        const results: FetchResult[] = []
+        for (const i of indexes) {
+          await new Promise(resolve => setTimeout(resolve, msPerPiece))
+          await options.onPiece(i, data.slice(i * PIECE, (i + 1) * PIECE), { digest: digests[i], attestation: { attestor: 'src', signature: Uint8Array.of(1) } })
+          results.push({ index: i, status: 'ok', bytes: PIECE })
+        }
+        return results
+      }
+      return { ctx, taskId, data, asked, kept, reported, digestsAt: () => digestsAt }
+    }
+
+    it('asks the upstream ahead for pieces whose digest it lacks while the tracker names sources, keeps their attestations, and leaves their reports to the source', async () => {
+      // one piece every 10 ms: the download spans several announces
+      const { ctx, taskId, data, asked, kept, reported, digestsAt } = attested(1, ['src'], 10)
+      const download = new Download(ctx, { taskId })
+      await download.done
+      expect(await store.get(taskId, 5)).to.deep.equal(data.subarray(5 * PIECE, 6 * PIECE))
+      const early = asked.filter(a => a.at < digestsAt()).flatMap(a => a.indexes)
+      expect(early.length, 'pieces asked before the tracker had any digest').to.be.at.least(4)
+      expect(asked.every(a => a.peer === 'up')).to.be.true()
+      expect(kept.length).to.be.at.least(early.length)
+      // the tracker has the source's digests by the next answer: the
+      // announces say we hold the pieces, only the last few are reported
+      expect(reported.filter(i => early.includes(i)), 'early pieces reported').to.deep.equal([])
+      expect(reported.length).to.be.below(COUNT / 2)
+    })
+
+    it('waits for the tracker\'s digests when it names no source', async () => {
+      const { ctx, taskId, asked, digestsAt } = attested(3, [])
+      await new Download(ctx, { taskId }).done
+      expect(asked.filter(a => a.at < digestsAt())).to.deep.equal([])
+    })
+
+    it('after a piece without a usable attestation, asks that upstream only for pieces with known digests for a while', async function () {
+      this.timeout(30_000)
+      const { ctx, taskId, asked, digestsAt } = attested(4)
+      const serve = ctx.fetchPieces
+      let refused = false
+      ctx.fetchPieces = async (peer, addrs, id, indexes, options) => {
+        if (!refused) {
+          refused = true
+          asked.push({ peer, indexes, at: Date.now() })
+          return indexes.map((index): FetchResult => ({ index, status: 'unverifiable' }))
+        }
+        return serve(peer, addrs, id, indexes, options)
+      }
+      await new Download(ctx, { taskId }).done
+      expect(asked.length).to.be.at.least(2)
+      expect(asked[1].at, 'the next request waited for the digests').to.be.at.least(digestsAt())
     })
 
     it('when the tracker names another upstream, asks it at once for the pieces the old one still holds', async function () {

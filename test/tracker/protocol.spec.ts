@@ -98,6 +98,9 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(second.meta?.pieceDigests?.[2]).to.be.undefined()
       expect(second.grant).to.deep.equal([], 'did not ask for a grant')
       expect(second.grantStripe).to.be.undefined()
+      // A, granted the origin reads, is the task's source: its signed digests may be taken
+      expect(first.sources.map(p => p.toString())).to.deep.equal([a.toString()])
+      expect(second.sources.map(p => p.toString())).to.deep.equal([a.toString()])
       expect(t.counts.registrations).to.equal(2)
     })
 

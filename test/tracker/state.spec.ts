@@ -396,6 +396,40 @@ describe('tracker/state', () => {
       expect(DEFAULT_MAX_SOURCE_PEERS).to.equal(1)
     })
 
+    it('names the peers it granted origin reads as the task\'s sources, and drops a blocked one', () => {
+      const state = new TrackerState({ sourceGrants: grantsInit })
+      // before any grant there is no source; a peer that wants none is none
+      expect(ok(state.announce('watcher', announceOf(T, { meta: metaOf(pieces) }), 0)).sources).to.deep.equal([])
+      let now = 1
+      for (const p of peers) {
+        ok(state.announce(p, announceOf(T, { wantGrant: true }), now++))
+      }
+      const granted = peers.filter(p => state.grantsOf(T, p).length > 0)
+      expect(granted).to.have.length(sources)
+      const answer = ok(state.announce('watcher', announceOf(T), now++))
+      expect(answer.sources).to.deep.equal(granted)
+      // a refresh of a source does not list it twice
+      ok(state.announce(granted[0], announceOf(T, { wantGrant: true }), now++))
+      expect(ok(state.announce('watcher', announceOf(T), now++)).sources).to.have.members(granted).and.have.length(granted.length)
+      // two distinct reporters block the first source: it no longer counts
+      state.badPeer('watcher', T, granted[0], 0, now++)
+      state.badPeer(peers.at(-1)!, T, granted[0], 0, now++)
+      expect(ok(state.announce('watcher', announceOf(T), now++)).sources).to.not.include(granted[0])
+    })
+
+    it('names at most 16 sources, the latest last', () => {
+      const state = new TrackerState()
+      ok(state.announce('watcher', announceOf(T, { meta: metaOf(pieces) }), 0))
+      ok(state.announce('p0', announceOf(T, { wantGrant: true }), 0))
+      // the grant moves on each time its holder leaves
+      for (let k = 1; k <= 20; k++) {
+        state.leave(`p${k - 1}`, T, k)
+        expect(ok(state.announce(`p${k}`, announceOf(T, { wantGrant: true }), k)).grant).to.not.deep.equal([])
+      }
+      const named = ok(state.announce('watcher', announceOf(T), 30)).sources
+      expect(named).to.deep.equal(range(5, 21).map(k => `p${k}`))
+    })
+
     it('grants every piece exactly once across the first peers', () => {
       const state = new TrackerState({ sourceGrants: grantsInit })
       const first = ok(state.announce('p1', announceOf(T, { meta: metaOf(pieces), wantGrant: true }), 0))
