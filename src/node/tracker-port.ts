@@ -77,7 +77,8 @@ export class TrackerPortAdapter implements TrackerPort {
       freeUploadSlots: this.init.freeUploadSlots(),
       version: DAMSELFLY_VERSION,
       wantGrant: req.wantGrant,
-      wantDigests: req.wantDigests ?? true
+      wantDigests: req.wantDigests ?? true,
+      attested: req.attested ?? false
     }
   }
 

@@ -291,6 +291,7 @@ export interface Announce {
   wantDigests: boolean
   direct: boolean
   waitMs: number
+  attested: boolean
 }
 
 export namespace Announce {
@@ -370,6 +371,11 @@ export namespace Announce {
           w.uint32(obj.waitMs)
         }
 
+        if ((obj.attested != null && obj.attested !== false)) {
+          w.uint32(112)
+          w.bool(obj.attested)
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -383,7 +389,8 @@ export namespace Announce {
           wantGrant: false,
           wantDigests: false,
           direct: false,
-          waitMs: 0
+          waitMs: 0,
+          attested: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -448,6 +455,10 @@ export namespace Announce {
             }
             case 13: {
               obj.waitMs = reader.uint32()
+              break
+            }
+            case 14: {
+              obj.attested = reader.bool()
               break
             }
             default: {
@@ -568,6 +579,13 @@ export namespace Announce {
               }
               break
             }
+            case 14: {
+              yield {
+                field: `${prefix}.attested`,
+                value: reader.bool()
+              }
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -677,6 +695,11 @@ export namespace Announce {
     value: number
   }
 
+  export interface AnnounceAttestedFieldEvent {
+    field: '$.attested'
+    value: boolean
+  }
+
   export function encode (obj: Partial<Announce>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, Announce.codec())
   }
@@ -685,7 +708,7 @@ export namespace Announce {
     return decodeMessage(buf, Announce.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent | AnnounceDirectFieldEvent | AnnounceWaitMsFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Announce>): Generator<AnnounceUrlFieldEvent | AnnounceDigestFieldEvent | AnnounceMetaContentLengthFieldEvent | AnnounceMetaPieceSizeFieldEvent | AnnounceMetaEtagFieldEvent | AnnounceMetaLastModifiedFieldEvent | AnnounceMetaUrlFieldEvent | AnnounceMetaDigestFieldEvent | AnnounceMetaPieceDigestsFieldEvent | AnnounceHaveFieldEvent | AnnounceAddrsFieldEvent | AnnounceUploadSlotsFieldEvent | AnnounceFreeUploadSlotsFieldEvent | AnnounceVersionFieldEvent | AnnounceWantGrantFieldEvent | AnnounceZoneFieldEvent | AnnounceWantDigestsFieldEvent | AnnounceDirectFieldEvent | AnnounceWaitMsFieldEvent | AnnounceAttestedFieldEvent> {
     return streamMessage(buf, Announce.codec(), opts)
   }
 }
@@ -1308,6 +1331,11 @@ export namespace TrackerRequest {
     value: number
   }
 
+  export interface TrackerRequestAnnounceAttestedFieldEvent {
+    field: '$.announce.attested'
+    value: boolean
+  }
+
   export interface TrackerRequestReportPiecesIndexFieldEvent {
     field: '$.report.pieces[].index'
     value: number
@@ -1338,7 +1366,7 @@ export namespace TrackerRequest {
     return decodeMessage(buf, TrackerRequest.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestAnnounceDirectFieldEvent | TrackerRequestAnnounceWaitMsFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TrackerRequest>): Generator<TrackerRequestTypeFieldEvent | TrackerRequestTaskIdFieldEvent | TrackerRequestAnnounceUrlFieldEvent | TrackerRequestAnnounceDigestFieldEvent | TrackerRequestAnnounceMetaContentLengthFieldEvent | TrackerRequestAnnounceMetaPieceSizeFieldEvent | TrackerRequestAnnounceMetaEtagFieldEvent | TrackerRequestAnnounceMetaLastModifiedFieldEvent | TrackerRequestAnnounceMetaUrlFieldEvent | TrackerRequestAnnounceMetaDigestFieldEvent | TrackerRequestAnnounceMetaPieceDigestsFieldEvent | TrackerRequestAnnounceHaveFieldEvent | TrackerRequestAnnounceAddrsFieldEvent | TrackerRequestAnnounceUploadSlotsFieldEvent | TrackerRequestAnnounceFreeUploadSlotsFieldEvent | TrackerRequestAnnounceVersionFieldEvent | TrackerRequestAnnounceWantGrantFieldEvent | TrackerRequestAnnounceZoneFieldEvent | TrackerRequestAnnounceWantDigestsFieldEvent | TrackerRequestAnnounceDirectFieldEvent | TrackerRequestAnnounceWaitMsFieldEvent | TrackerRequestAnnounceAttestedFieldEvent | TrackerRequestReportPiecesIndexFieldEvent | TrackerRequestReportPiecesDigestFieldEvent | TrackerRequestBadPeerPeerIdFieldEvent | TrackerRequestBadPeerIndexFieldEvent> {
     return streamMessage(buf, TrackerRequest.codec(), opts)
   }
 }

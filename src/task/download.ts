@@ -505,6 +505,8 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         have,
         wantGrant: this.request.backToSource === true && this.request.url != null,
         wantDigests: this.needDigests(have),
+        // no upstream yet, or one we would ask ahead now
+        attested: this.upstream == null || (this.parents.get(this.upstream)?.noAttestUntil ?? 0) <= Date.now(),
         waitMs: this.idle() ? DEFAULT_ANNOUNCE_WAIT_MS : 0
       }, { signal: this.controller.signal })
       if (res.direct !== true) {

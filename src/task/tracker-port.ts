@@ -34,6 +34,12 @@ export interface AnnounceRequest {
    * digest or does not know what a new tracker knows.
    */
   wantDigests?: boolean
+  /**
+   * We would ask our upstream ahead for pieces whose digest we lack, taking
+   * them on their source's signature: the tracker need not hold the answer
+   * while our upstream has nothing for us yet
+   */
+  attested?: boolean
 }
 
 export interface AnnounceResult {

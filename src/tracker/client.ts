@@ -78,6 +78,8 @@ export interface AnnounceRequest {
   wantGrant?: boolean
   /** Ask for the piece digests (set while some are missing) */
   wantDigests?: boolean
+  /** We ask our upstream ahead for pieces whose digest we lack, taking them on their source's signature: an upstream is work */
+  attested?: boolean
   zone?: string
   /** ask the node about content it holds itself (a DHT provider), elected or not */
   direct?: boolean
@@ -488,6 +490,7 @@ export class TrackerClient {
         version: req.version ?? DAMSELFLY_VERSION,
         wantGrant: req.wantGrant ?? false,
         wantDigests: req.wantDigests ?? false,
+        attested: req.attested ?? false,
         zone: req.zone,
         direct: req.direct ?? false,
         waitMs: Math.max(0, Math.min(MAX_ANNOUNCE_WAIT_MS, Math.floor(req.waitMs ?? 0)))

@@ -300,10 +300,10 @@ function badPeer (from: string, req: TrackerRequest, now: number, ctx: RpcContex
  * passed, hold it until another peer reports a piece the requester lacks,
  * then ask the state again
  */
-async function holdUntilWork (from: string, input: AnnounceInput, first: AnnounceResult, deadline: number, ctx: RpcContext): Promise<AnnounceResult> {
+async function holdUntilWork (from: string, input: AnnounceInput, attested: boolean, first: AnnounceResult, deadline: number, ctx: RpcContext): Promise<AnnounceResult> {
   let result = first
   for (let left = deadline - ctx.now(); left > 0; left = deadline - ctx.now()) {
-    if (result.status !== 'ok' || offersWork(result, input.have) || ctx.waiters?.canWait() !== true) {
+    if (result.status !== 'ok' || offersWork(result, input.have, attested) || ctx.waiters?.canWait() !== true) {
       break
     }
     await ctx.waiters.wait(input.taskId, input.have, left)
@@ -316,10 +316,13 @@ async function holdUntilWork (from: string, input: AnnounceInput, first: Announc
  * Whether an answer gives its peer (holding `have`) something to do: a source
  * grant, or a parent holding a piece the peer lacks. The state names only
  * such parents, except the upstream, which is listed even while it holds
- * nothing new: that alone is no work, the peer would only wait on it
+ * nothing new: that alone is no work, the peer would only wait on it. Unless
+ * the peer takes pieces on their source's signature (`attested`) and the
+ * task has a source: then it asks the upstream ahead at once.
  */
-function offersWork (result: Extract<AnnounceResult, { status: 'ok' }>, have: Uint8Array): boolean {
-  return result.grant.length > 0 || result.parents.some(p => p.peerId !== result.upstream || holdsMissing(have, p.have))
+function offersWork (result: Extract<AnnounceResult, { status: 'ok' }>, have: Uint8Array, attested: boolean): boolean {
+  return result.grant.length > 0 || (attested && result.upstream != null && result.sources.length > 0) ||
+    result.parents.some(p => p.peerId !== result.upstream || holdsMissing(have, p.have))
 }
 
 /**
@@ -369,7 +372,7 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
   let result = ctx.state.announce(from, input, now)
   if (result.status === 'ok') {
     ctx.waiters?.notify(req.taskId, body.have)
-    result = await holdUntilWork(from, input, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
+    result = await holdUntilWork(from, input, body.attested, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
   }
   if (result.status === 'need-meta') {
     return bareResponse(TrackerResponse.Status.NEED_META, ErrorCode.NONE, 'The tracker knows no metadata for this task - stat the origin and announce again with meta')

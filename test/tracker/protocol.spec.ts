@@ -120,7 +120,7 @@ describe('tracker/protocol on in-memory streams', function () {
       expect((await net.client(c).announce(t.peerId, announce())).upstream?.toString()).to.equal(b.toString())
 
       // the field itself: encoded, decoded, empty when unset
-      const answer = await answerRequest(c.toString(), { type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0', wantGrant: false, wantDigests: false, direct: false, waitMs: 0 } }, t.rpc)
+      const answer = await answerRequest(c.toString(), { type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0', wantGrant: false, wantDigests: false, attested: false, direct: false, waitMs: 0 } }, t.rpc)
       expect(answer.upstream).to.equal(b.toString())
       expect(TrackerResponse.decode(TrackerResponse.encode(answer)).upstream).to.equal(b.toString())
       expect(TrackerResponse.decode(TrackerResponse.encode({ ...answer, upstream: '' })).upstream).to.equal('')
@@ -232,6 +232,24 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(answer.parents.map(p => p.peerId.toString())).to.deep.equal([answer.upstream?.toString()])
       expect(Bitfield.from(answer.parents[0].have, 8).indexes()).to.deep.equal([5])
       expect(t.rpc.waiters?.size).to.equal(0)
+    })
+
+    it('answers at once a peer that takes attested pieces, once the task has a source; holds it while it has none', async () => {
+      const { t, a, b } = await twoPeers()
+      let started = Date.now()
+      // no grant yet, so no source: an upstream with nothing is no work even for it
+      await b.announce(t.peerId, announce({ waitMs: 400, attested: true }))
+      expect(Date.now() - started).to.be.within(350, 1900)
+      // A is granted the origin reads: B would ask A ahead at once
+      expect((await a.announce(t.peerId, announce({ wantGrant: true }))).grant).to.not.deep.equal([])
+      started = Date.now()
+      const attested = await b.announce(t.peerId, announce({ waitMs: 2000, attested: true }))
+      expect(Date.now() - started).to.be.below(300, 'not held')
+      expect(attested.upstream?.toString()).to.equal(attested.sources[0].toString())
+      // one that does not take them still waits for a report
+      started = Date.now()
+      await b.announce(t.peerId, announce({ waitMs: 400 }))
+      expect(Date.now() - started).to.be.within(350, 1900)
     })
 
     it('answers at the end of the wait when nothing appears, and at once when there is something to fetch', async () => {
@@ -512,8 +530,8 @@ describe('tracker/protocol on in-memory streams', function () {
       const t = await soleTracker({ timeoutMs: 60_000 })
       const frames: Uint8Array[] = [
         Uint8Array.of(0xff, 0xff, 0xff), // not protobuf
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, waitMs: 0 } }),
-        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, direct: false, waitMs: 0, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: range(0, 17).map(() => multiaddr('/ip4/1.2.3.4/tcp/1').bytes), uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, attested: false, direct: false, waitMs: 0 } }),
+        TrackerRequest.encode({ type: TrackerRequest.MessageType.ANNOUNCE, taskId: T, announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '1', wantGrant: false, wantDigests: false, attested: false, direct: false, waitMs: 0, meta: { contentLength: 1n, pieceSize: 1, pieceDigests: [new Uint8Array(32)] } } })
       ]
       for (const frame of frames) {
         const [client, server] = await streamPair()
@@ -555,7 +573,7 @@ describe('tracker/protocol on in-memory streams', function () {
         await pb.write({
           type: TrackerRequest.MessageType.ANNOUNCE,
           taskId: T,
-          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, direct: false, waitMs: 0, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
+          announce: { have: new Uint8Array(0), addrs: [], uploadSlots: 1, freeUploadSlots: 1, version: '0.1.0', wantGrant: i % 2 === 0, wantDigests: false, attested: false, direct: false, waitMs: 0, meta: { contentLength: 64n * 1024n * 1024n, pieceSize: 1024 * 1024, pieceDigests: [] } }
         }, TrackerRequest)
         await client.close()
         const answer = await pb.read(TrackerResponse)

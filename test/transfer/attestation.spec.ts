@@ -53,6 +53,16 @@ describe('transfer: piece digest attestations', function () {
       expect(await verifyPieceDigest(TASK, 7, digest.subarray(1), a)).to.be.false()
     })
 
+    it('signs and verifies as the libp2p key does (Ed25519 is deterministic)', async function () {
+      const a = await signPieceDigest(source.key, source.id, TASK, 2, digest)
+      const payload = attestationPayload(TASK, 2, digest)
+      expect(a.signature).to.equalBytes(await source.key.sign(payload))
+      expect(await source.key.publicKey.verify(payload, a.signature)).to.be.true()
+      // twice: the second call uses the kept key objects
+      expect(await verifyPieceDigest(TASK, 2, digest, { attestor: source.id, signature: await source.key.sign(payload) })).to.be.true()
+      expect(await verifyPieceDigest(TASK, 2, digest, { attestor: source.id, signature: await source.key.sign(payload) })).to.be.true()
+    })
+
     it('binds task and index unambiguously in the signed bytes', function () {
       // the separator keeps task "ab" + index from reading as task "a" + other bytes
       expect(attestationPayload('ab', 1, digest)).to.not.equalBytes(attestationPayload('a', 1, digest))
