@@ -982,7 +982,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
    * source's signature of the digest, so it moves down the pipeline without
    * waiting for the tracker to pass the digest on (netns, 3 nodes at
    * 100 Mbit/s: the peers behind the source finished ~1 s after it without
-   * this, together with it with it)
+   * this, and together with it with this)
    */
   private nextForUpstream (up: ParentState, have: Bitfield, count: number, now: number): number[] {
     const digests = this.meta!.pieceDigests

@@ -39,10 +39,11 @@ export interface RequestPiecesOptions extends AbortOptions {
    */
   expected(index: number): ExpectedPiece
   /**
-   * Receives each verified piece, in request order, with the digest it matched. The next piece is not
-   * processed until this resolves; meanwhile the stream is paused once
-   * RECEIVE_HIGH_WATER_BYTES are queued, so a slow sink slows the sender down
-   * instead of growing memory. A throw marks that index 'error' and goes on.
+   * Receives each verified piece, in request order, with the digest it
+   * matched. The next piece is not processed until this resolves; meanwhile
+   * the stream is paused once RECEIVE_HIGH_WATER_BYTES are queued, so a slow
+   * sink slows the sender down instead of growing memory. A throw marks that
+   * index 'error' and goes on.
    */
   onPiece(index: number, bytes: Uint8Array, proof: PieceProof): Promise<void> | void
   /**
