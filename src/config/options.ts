@@ -1,3 +1,5 @@
+import { MAX_SOURCE_PEERS } from '../scheduler/constants.ts'
+
 /**
  * One table of the settings that can be given as a command-line flag or an
  * environment variable, with the config key each one sets. The CLI, the
@@ -27,6 +29,7 @@ export const NODE_OPTIONS: CliOption[] = [
   { flag: 'quic', env: 'DAMSELFLY_QUIC', key: 'quic', type: 'boolean', describe: 'Also listen on QUIC' },
   { flag: 'supernode', env: 'DAMSELFLY_SUPERNODE', key: 'supernode', type: 'string', describe: 'Tracker role: auto | always | never' },
   { flag: 'pipeline', env: 'DAMSELFLY_PIPELINE', key: 'pipeline', type: 'boolean', describe: 'As tracker, have peers stream pieces along a pipeline (--no-pipeline: the mesh)' },
+  { flag: 'source-peers', env: 'DAMSELFLY_SOURCE_PEERS', key: 'sourcePeers', type: 'number', describe: `As tracker, how many peers may read a task from the origin at once (1-${MAX_SOURCE_PEERS})` },
   { flag: 'control', env: 'DAMSELFLY_CONTROL', key: 'control.listen', type: 'string', describe: 'Control API HOST:PORT on loopback ("" to disable)' },
   { flag: 'upload-rate', env: 'DAMSELFLY_UPLOAD_RATE', key: 'transfer.uploadRate', type: 'string', describe: 'Upload limit in bytes/s (e.g. 50MiB; 0 = none)' },
   { flag: 'upload-slots', env: 'DAMSELFLY_UPLOAD_SLOTS', key: 'transfer.uploadSlots', type: 'number', describe: 'Pieces this node uploads at once, over all peers' },

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_DIRECT_BLOB_MAX_BYTES } from '../proxy/constants.ts'
+import { DEFAULT_MAX_SOURCE_PEERS, MAX_SOURCE_PEERS } from '../scheduler/constants.ts'
 import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, QUOTA_FORMS, quotaPercent } from '../storage/gc.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
@@ -173,6 +174,8 @@ export const configSchema = z.strictObject({
   supernode: z.enum(['auto', 'always', 'never']).default('auto'),
   /** As a task's tracker, order its peers in a pipeline (each streams from the one before it). Default: true */
   pipeline: z.boolean().default(DEFAULT_PIPELINE),
+  /** As a task's tracker, how many peers may read the task from the origin at once (each a stripe). Default: 1 */
+  sourcePeers: z.number().int().min(1).max(MAX_SOURCE_PEERS).default(DEFAULT_MAX_SOURCE_PEERS),
   swarm: swarmSchema.default(swarmSchema.parse({})),
   control: controlSchema.default(controlSchema.parse({})),
   connections: connectionsSchema.default(connectionsSchema.parse({})),

@@ -161,6 +161,7 @@ export async function createDamselfly (options: CreateDamselflyOptions = {}): Pr
         dialTimeout: config.connections.dialTimeout,
         supernode: config.supernode,
         pipeline: config.pipeline,
+        sourcePeers: config.sourcePeers,
         dialDiscovered: config.swarm.mdns,
         uploadSlots: config.transfer.uploadSlots,
         uploadRate: config.transfer.uploadRate,

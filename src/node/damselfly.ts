@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
+import { DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/constants.ts'
 import { createDefaultSources } from '../source/index.ts'
 import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, quotaBytesFor } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
@@ -95,6 +96,15 @@ export interface DamselflyInit {
    * @default true
    */
   pipeline?: boolean
+  /**
+   * As a task's tracker, how many peers may read the task from the origin at
+   * once, each its own stripes of 32 pieces. One (the head of the pipeline)
+   * reads it as one range, so each piece leaves the origin once; more spread
+   * the reads when the head's link is slower than the origin's
+   *
+   * @default 1
+   */
+  sourcePeers?: number
   /**
    * Dial peers found by any discovery mechanism (mDNS does not dial by itself)
    *
@@ -238,6 +248,7 @@ function withDefaults (init: DamselflyInit, dataDir: string): ResolvedInit {
     dialTimeout: init.dialTimeout ?? 10_000,
     supernode: init.supernode ?? 'auto',
     pipeline: init.pipeline ?? DEFAULT_PIPELINE,
+    sourcePeers: init.sourcePeers ?? DEFAULT_MAX_SOURCE_PEERS,
     dialDiscovered: init.dialDiscovered ?? false,
     uploadSlots: init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS,
     uploadRate: init.uploadRate ?? 0,
@@ -363,7 +374,8 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
       eligiblePeers: () => this.eligiblePeers(),
       protocolVersion: init.protocolVersions?.tracker,
       localTask: (taskId) => this.localTask(taskId),
-      pipeline: this.init.pipeline
+      pipeline: this.init.pipeline,
+      sourceGrants: { maxSourcePeers: this.init.sourcePeers }
     })
 
     const port = new TrackerPortAdapter({

@@ -100,6 +100,9 @@ export const DEFAULT_ENDGAME_MAX_REQUESTS_PER_PIECE = 2
  */
 export const DEFAULT_MAX_SOURCE_PEERS = 1
 
+/** The most source peers a node's config may allow per task (`sourcePeers`) */
+export const MAX_SOURCE_PEERS = 64
+
 /**
  * Pieces per stripe in a source grant when several peers may read the
  * origin: the k-th source peer gets every k-th stripe, reads a stripe as one

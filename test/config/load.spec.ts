@@ -39,6 +39,19 @@ describe('config', () => {
     expect(c.swarm.name).to.equal('default')
     expect(c.supernode).to.equal('auto')
     expect(c.pipeline).to.equal(true)
+    expect(c.sourcePeers).to.equal(1)
+  })
+
+  it('sourcePeers: by file, env or flag, a whole number from 1 to 64', async () => {
+    const f = await file('sourcePeers: 3\n')
+    expect((await loadConfig({ flags: { config: f }, cwd: dir })).sourcePeers).to.equal(3)
+    expect((await loadConfig({ env: { DAMSELFLY_SOURCE_PEERS: '4' } })).sourcePeers).to.equal(4)
+    expect((await loadConfig({ flags: { 'source-peers': 64 } })).sourcePeers).to.equal(64)
+    for (const bad of ['0', '65', '1.5']) {
+      const err = await rejects(loadConfig({ env: { DAMSELFLY_SOURCE_PEERS: bad } }))
+      expect(err.message, bad).to.include('sourcePeers').and.include('DAMSELFLY_SOURCE_PEERS')
+    }
+    expect((await rejects(loadConfig({ env: { DAMSELFLY_SOURCE_PEERS: 'many' } }))).message).to.include('DAMSELFLY_SOURCE_PEERS').and.include('not a number')
   })
 
   it('pipeline: off by file, env or flag', async () => {

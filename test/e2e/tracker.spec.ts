@@ -190,6 +190,34 @@ describe('e2e: the pipeline off (--no-pipeline): the mesh', function () {
   })
 })
 
+describe('e2e: two source peers (sourcePeers: 2)', function () {
+  this.timeout(180_000)
+
+  const swarm = new TestSwarm()
+  let origin: DemoOrigin | undefined
+
+  after(async () => {
+    await origin?.close()
+    await swarm.stopAll()
+  })
+
+  it('4 nodes fetch one 64 MiB file: two of them read the origin, each piece about once, every copy correct', async () => {
+    const nodes = await startNodes(swarm, 4, { sourcePeers: 2 })
+    const dir = await swarm.tempDir('damselfly-e2e-sources-')
+    const size = 64 * MiB
+    const file = path.join(dir, 'sources.bin')
+    const hex = await writeRandomFile(file, size)
+    origin = await startOrigin(file, { name: 'sources.bin' })
+    const downloads = nodes.map(node => node.service.get({ url: origin!.url }))
+    await Promise.all(downloads.map(async d => d.done))
+    const readers = downloads.filter(d => d.progress().fromOrigin > 0)
+
+    await expectCopies(nodes, downloads[0].request.taskId, dir, hex)
+    expect(readers, 'nodes that read from the origin').to.have.length(2)
+    expect(origin.bytesSent()).to.be.at.most(1.1 * size)
+  })
+})
+
 describe('e2e: a node that just joined gets a seeded task by digest', function () {
   this.timeout(60_000)
 
