@@ -155,25 +155,36 @@ describe('e2e: 8 in-process nodes and an HTTP origin', function () {
   })
 })
 
-describe('e2e: the pipeline off (--no-pipeline): the mesh', function () {
+describe('e2e: the tracker\'s settings (pipeline off, two source peers)', function () {
   this.timeout(180_000)
 
   const swarm = new TestSwarm()
-  let origin: DemoOrigin | undefined
+  const origins: DemoOrigin[] = []
 
-  after(async () => {
-    await origin?.close()
+  // each test starts a swarm of its own
+  afterEach(async () => {
     await swarm.stopAll()
   })
 
-  it('5 nodes fetch one 24 MiB file: every copy is correct, origin egress ≤ 1.1 × size, ≥ 60 % of bytes from peers', async () => {
-    const nodes = await startNodes(swarm, 5, { pipeline: false })
-    const dir = await swarm.tempDir('damselfly-e2e-mesh-')
-    const size = 24 * MiB
-    const file = path.join(dir, 'mesh.bin')
+  after(async () => {
+    await Promise.all(origins.map(async o => o.close()))
+  })
+
+  /** Every node fetches a new random file of `size` from a new origin */
+  async function fetchNew (nodes: DamselflyNode[], name: string, size: number): Promise<{ dir: string, hex: string, origin: DemoOrigin, downloads: Download[] }> {
+    const dir = await swarm.tempDir('damselfly-e2e-settings-')
+    const file = path.join(dir, name)
     const hex = await writeRandomFile(file, size)
-    origin = await startOrigin(file, { name: 'mesh.bin' })
-    const downloads = nodes.map(node => node.service.get({ url: origin!.url }))
+    const origin = await startOrigin(file, { name })
+    origins.push(origin)
+    const downloads = nodes.map(node => node.service.get({ url: origin.url }))
+    return { dir, hex, origin, downloads }
+  }
+
+  it('the mesh (--no-pipeline): 5 nodes fetch one 24 MiB file: every copy is correct, origin egress ≤ 1.1 × size, ≥ 60 % of bytes from peers', async () => {
+    const nodes = await startNodes(swarm, 5, { pipeline: false })
+    const size = 24 * MiB
+    const { dir, hex, origin, downloads } = await fetchNew(nodes, 'mesh.bin', size)
     const upstreams = upstreamsSeen(downloads)
     await Promise.all(downloads.map(async d => d.done))
     const taskId = downloads[0].request.taskId
@@ -188,27 +199,11 @@ describe('e2e: the pipeline off (--no-pipeline): the mesh', function () {
     expect(fromPeers / (fromPeers + fromOrigin)).to.be.at.least(0.6)
     expect(upstreams, 'no download was given an upstream').to.deep.equal(new Set())
   })
-})
 
-describe('e2e: two source peers (sourcePeers: 2)', function () {
-  this.timeout(180_000)
-
-  const swarm = new TestSwarm()
-  let origin: DemoOrigin | undefined
-
-  after(async () => {
-    await origin?.close()
-    await swarm.stopAll()
-  })
-
-  it('4 nodes fetch one 64 MiB file: two of them read the origin, each piece about once, every copy correct', async () => {
+  it('sourcePeers 2: 4 nodes fetch one 64 MiB file: two of them read the origin, each piece about once, every copy correct', async () => {
     const nodes = await startNodes(swarm, 4, { sourcePeers: 2 })
-    const dir = await swarm.tempDir('damselfly-e2e-sources-')
     const size = 64 * MiB
-    const file = path.join(dir, 'sources.bin')
-    const hex = await writeRandomFile(file, size)
-    origin = await startOrigin(file, { name: 'sources.bin' })
-    const downloads = nodes.map(node => node.service.get({ url: origin!.url }))
+    const { dir, hex, origin, downloads } = await fetchNew(nodes, 'sources.bin', size)
     await Promise.all(downloads.map(async d => d.done))
     const readers = downloads.filter(d => d.progress().fromOrigin > 0)
 
