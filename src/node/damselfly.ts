@@ -750,10 +750,6 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
  * The store seen by the upload side of the piece protocol
  */
 function storeAsPieceSource (store: FsPieceStore, attestations: PieceAttestations): PieceSource {
-  const digestOf = (taskId: string, index: number): Uint8Array | undefined => {
-    const hex = store.getTask(taskId)?.pieceDigests[index]
-    return hex != null ? Buffer.from(hex, 'hex') : undefined
-  }
   return {
     pieceLength: (taskId, index) => {
       const meta = store.getTask(taskId)
@@ -763,11 +759,11 @@ function storeAsPieceSource (store: FsPieceStore, attestations: PieceAttestation
       return pieceRange(index, meta.contentLength, meta.pieceSize).length
     },
     has: (taskId, index) => store.getTask(taskId) != null && store.has(taskId, index),
-    digest: digestOf,
-    attestation: (taskId, index) => {
-      const digest = digestOf(taskId, index)
-      return digest == null ? undefined : attestations.get(taskId, index, digest)
+    digest: (taskId, index) => {
+      const hex = store.getTask(taskId)?.pieceDigests[index]
+      return hex != null ? Buffer.from(hex, 'hex') : undefined
     },
+    attestation: (taskId, index, digest) => attestations.get(taskId, index, digest),
     read: async (taskId, index, options) => store.read(taskId, index, options),
     waitFor: async (taskId, index, options) => store.getTask(taskId) != null && store.whenPresent(taskId, index, options)
   }

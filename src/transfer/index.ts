@@ -56,11 +56,12 @@ export interface PieceSource {
   /** sha256 of the piece, if known (sent in the header, informational); computed when undefined */
   digest(taskId: string, index: number): Uint8Array | undefined
   /**
-   * The source's signature of that digest, when this node holds one (it read
-   * the piece from the origin, or received it with one): sent in the header
-   * so a receiver that does not know the digest yet can verify the piece
+   * The source's signature of `digest` (the one the header carries), when
+   * this node holds one (it read the piece from the origin, or received it
+   * with one): sent in the header so a receiver that does not know the
+   * digest yet can verify the piece
    */
-  attestation?(taskId: string, index: number): PieceAttestation | undefined
+  attestation?(taskId: string, index: number, digest: Uint8Array): PieceAttestation | undefined
   /** The piece's bytes (exactly pieceLength bytes) */
   read(taskId: string, index: number, options: AbortOptions): Promise<Uint8Array>
   /**

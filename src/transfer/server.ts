@@ -281,7 +281,7 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
     // informational for the receiver, which verifies against its manifest;
     // protons only reads the bytes, so the ArrayBuffer-vs-shared typing is moot
     const digest = (ctx.source.digest(taskId, index) ?? createHash('sha256').update(bytes).digest()) as Uint8Array<ArrayBuffer>
-    const attested = ctx.source.attestation?.(taskId, index)
+    const attested = ctx.source.attestation?.(taskId, index, digest)
     const header = encodeFrame(PieceHeader.encode({ index, status: PieceHeader.Status.OK, length, digest, attestor: attested?.attestor ?? '', attestation: (attested?.signature ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer> }))
 
     if (length === 0) {
