@@ -54,6 +54,9 @@ describe('daemon and CLI', function () {
     expect(metrics).to.include('libp2p_data_transfer_bytes_total')
     expect(metrics).to.match(/^damselfly_transfer_answer_wait_seconds_bucket\{le="0.5"\} 0$/m)
     expect(metrics).to.match(/^damselfly_transfer_piece_receive_seconds_count 0$/m)
+    // the process's own figures
+    expect(metrics).to.match(/^process_cpu_seconds_total \d/m)
+    expect(metrics).to.match(/^nodejs_gc_duration_seconds_count\{kind="(minor|major)"\} [1-9]/m)
     const health = await fetch(`http://${b.control}/healthz`).then(async r => r.json())
     expect(health.ok).to.equal(true)
     // a bad escape in a path is a 400, not a crash
