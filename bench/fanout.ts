@@ -118,6 +118,10 @@ interface ScenarioSummary {
   /** share of the daemons' CPU spent in the kernel */
   cpuSysShare: Summary
   cpuPerNodeS: Summary
+  /** GC pauses of all daemons together during the download (s), of them full collections, and the most full collections one daemon made */
+  gcPauseS: Summary
+  gcMajorPauseS: Summary
+  gcMajorMaxCount: Summary
   trackerRequestsPerNodeS: Summary
   /** peer bytes received beyond the ones stored (end-game copies, late duplicates) ÷ peer bytes stored */
   peerDuplicateShare: Summary
@@ -190,6 +194,9 @@ function summarizeScenario (r: ScenarioResult): ScenarioSummary {
     cpuSumS: summarize(r.runs.map(x => sum(x.cpuS))),
     cpuSysShare: summarize(r.runs.map(x => sum(x.cpuSysS) / sum(x.cpuS))),
     cpuPerNodeS: summarize(r.runs.map(x => sum(x.cpuS) / nodes)),
+    gcPauseS: summarize(r.runs.map(x => sum(x.gc.map(g => g.allS)))),
+    gcMajorPauseS: summarize(r.runs.map(x => sum(x.gc.map(g => g.majorS)))),
+    gcMajorMaxCount: summarize(r.runs.map(x => Math.max(...x.gc.map(g => g.majorCount)))),
     trackerRequestsPerNodeS: summarize(r.runs.map(x => x.trackerRequestsPerNodeS)),
     peerDuplicateShare: summarize(r.runs.map(x => sum(x.peerBytesReceived) / sum(x.fromPeers) - 1)),
     answerWaitS: summarize(r.runs.map(x => pooledMean(x.pieceTiming.map(t => t.answerWait)))),
@@ -389,7 +396,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
   ])
 
   printTable('fan-out: raw numbers (median (min–max) over runs)', [
-    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'machine CPU busy', 'timer interrupts / s', 'settle s', 'idle swarm (cores)', 'other load (cores)'
+    'scenario', 'last s', 'p50 s', 'plain last s', 'plain p50 s', 'plain egress ÷ S', 'S/B s', 'cap check Mbit/s', 'peak RSS MiB (max daemon)', 'CPU s Σ daemons', 'of it kernel', 'CPU s / daemon', 'GC pauses s Σ daemons (full; most full GCs in one)', 'tracker req / node / s', 'peer bytes fetched twice', 'answer wait / piece receive, mean s', 'peer links busy while origin sends', 'machine CPU busy', 'timer interrupts / s', 'settle s', 'idle swarm (cores)', 'other load (cores)'
   ], done.map(r => {
     const s = r.summary!
     return [
@@ -405,6 +412,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
       fmtRange(s.cpuSumS, 1),
       fmtPercent(s.cpuSysShare, 0),
       fmtRange(s.cpuPerNodeS, 2),
+      `${fmtRange(s.gcPauseS, 2)} (${fmtRange(s.gcMajorPauseS, 2)}; ${fmtRange(s.gcMajorMaxCount, 0)})`,
       fmtRange(s.trackerRequestsPerNodeS, 1),
       fmtPercent(s.peerDuplicateShare, 1),
       `${fmtRange(s.answerWaitS, 2)} / ${fmtRange(s.pieceReceiveS, 2)}`,
@@ -417,6 +425,7 @@ function report (results: ScenarioResult[], skipped: Array<{ id: string, reason:
     ]
   }), [
     'CPU = utime + stime of each daemon from posting the task until the last copy completed; peak RSS = VmHWM of each daemon at that point.',
+    'GC pauses = time the daemons\' main threads stood still for garbage collection during the download (nodejs_gc_duration_seconds); full = mark-compact collections of the whole heap.',
     'settle = seconds from the swarm forming until its daemons used ≤ 0.06 cores each (a fresh swarm connects for ~10 s); the task starts then, as on daemons that run before a pull.',
     'idle swarm = CPU of all daemons together over 5 s after that, before the task (heartbeats, gossip, pings): paid during the run too.',
     'tracker req = announces, reports and leaves the daemons sent to trackers (their own included, retries counted) per node and second of the run.',

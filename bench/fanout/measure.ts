@@ -143,6 +143,8 @@ export interface SwarmRun {
   peerBytesReceived: number[]
   /** per node, sum (s) and count of its piece client's answer waits and piece receive times (/metrics histograms) */
   pieceTiming: Array<{ answerWait: SumCount, receive: SumCount }>
+  /** per node: GC pauses during the download */
+  gc: GcPauses[]
   /** each node's GET /status at the end (tracker role and client counters, downloads, connections) */
   finalStatus: unknown[]
   /** peers the trackers moved to the end of the pipeline for being slow, by time */
@@ -224,6 +226,27 @@ async function getPieceTiming (p: Peer): Promise<{ answerWait: SumCount, receive
     answerWait: histogramSumCount(metrics, 'damselfly_transfer_answer_wait_seconds'),
     receive: histogramSumCount(metrics, 'damselfly_transfer_piece_receive_seconds')
   }
+}
+
+/** Seconds of GC pauses so far, all kinds and full (major) collections, with their count, from a daemon's nodejs_gc_duration_seconds */
+export interface GcPauses { allS: number, majorS: number, majorCount: number }
+
+export function gcPauses (metrics: string): GcPauses {
+  const out = { allS: 0, majorS: 0, majorCount: 0 }
+  for (const m of metrics.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+    const v = Number(m[3])
+    if (m[1] === 'sum') {
+      out.allS += v
+      out.majorS += m[2] === 'major' ? v : 0
+    } else if (m[2] === 'major') {
+      out.majorCount += v
+    }
+  }
+  return out
+}
+
+async function getGcPauses (p: Peer): Promise<GcPauses> {
+  return gcPauses(String(await p.client.get('/metrics', { signal: AbortSignal.timeout(10_000) })))
 }
 
 async function getStatus (p: Peer): Promise<any> {
@@ -376,6 +399,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const attempts0 = trackerAttempts(await Promise.all(peers.map(getStatus)))
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
+    const gc0 = await Promise.all(peers.map(getGcPauses))
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
     const sys0 = pids.map(pid => cpuSplit(pid)[1])
     const helpers = cluster.helperPids()
@@ -408,6 +432,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
     const status = await Promise.all(peers.map(getStatus))
     const pieceTiming = await Promise.all(peers.map(getPieceTiming))
+    const gc = (await Promise.all(peers.map(getGcPauses))).map((g, i) => ({ allS: g.allS - gc0[i].allS, majorS: g.majorS - gc0[i].majorS, majorCount: g.majorCount - gc0[i].majorCount }))
     const trackerRequests = trackerAttempts(status) - attempts0
     const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
 
@@ -445,6 +470,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
       peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
       pieceTiming,
+      gc,
       slowPeerMoves: slowPeerMoves(status, taskId, t0),
       finalStatus: status.map(st => ({ peers: st.peers, members: st.members, connections: st.connections, bytes: st.bytes, transfer: st.transfer, downloads: st.downloads, tracker: st.tracker, trackedTasks: st.trackedTasks })),
       originRequests: cluster.originRequests(t0)?.map(r => ({ ...r, t0: r.t0 - t0, t1: r.t1 - t0 })),
