@@ -13,6 +13,7 @@
  * `node -e ''`, and ÷ spawn → `ready` of the bare libp2p node.
  */
 import { performance } from 'node:perf_hooks'
+import { CLI_NODE_FLAGS } from '../src/cli/node-flags.ts'
 import { intFlag, listFlag, UsageError } from './lib/args.ts'
 import { print, printTable, progress, writeResults } from './lib/output.ts'
 import { cliPath, workerPath } from './lib/paths.ts'
@@ -60,7 +61,7 @@ async function spawnDaemon (res: Resources, args: string[]): Promise<{ w: Watche
   const dataDir = await res.tempDir('damselfly-bench-swarm-')
   const spawnedAt = performance.now()
   const w = res.spawnWatched(process.execPath, [
-    cliPath(), 'daemon', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--control', '127.0.0.1:0', ...args
+    ...CLI_NODE_FLAGS, cliPath(), 'daemon', '--data-dir', dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--control', '127.0.0.1:0', ...args
   ], { env: childEnv() })
 
   return { w, dataDir, spawnedAt }

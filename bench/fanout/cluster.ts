@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { ControlClient } from '../../src/cli/client.ts'
 import { spawnDaemon } from '../../src/cli/demo/daemons.ts'
 import { startOrigin } from '../../src/cli/demo/origin.ts'
+import { CLI_NODE_FLAGS } from '../../src/cli/node-flags.ts'
 import { cliPath } from '../lib/paths.ts'
 import { sleep } from '../lib/proc.ts'
 import { inNamespace, NetnsLab } from './netns.ts'
@@ -328,7 +329,7 @@ export class NetnsCluster implements Cluster {
       const dataDir = path.join(dir, `node-${i + 1}`)
       await fs.promises.mkdir(dataDir, { recursive: true })
       const [cmd, args] = inNamespace(host.ns, process.execPath, [
-        cliPath(), 'daemon', '--data-dir', dataDir,
+        ...CLI_NODE_FLAGS, cliPath(), 'daemon', '--data-dir', dataDir,
         '--listen', `/ip4/${host.ip}/tcp/${NETNS_P2P_PORT}`,
         '--control', '127.0.0.1:0',
         ...BASE_DAEMON_ARGS,

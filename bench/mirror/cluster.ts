@@ -9,6 +9,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { ControlClient } from '../../src/cli/client.ts'
+import { CLI_NODE_FLAGS } from '../../src/cli/node-flags.ts'
 import { freePort, SKOPEO_BIN } from '../../test/proxy/registry.ts'
 import { inNamespace, NetnsLab } from '../fanout/netns.ts'
 import { cliPath } from '../lib/paths.ts'
@@ -115,7 +116,7 @@ export class LoopbackMirrorCluster implements MirrorCluster {
     const start = async (i: number, bootstrap?: string): Promise<MirrorNode> => {
       const dataDir = path.join(dir, `node-${i + 1}`)
       return startDaemon(this.resources, this.guard, i, process.execPath, [
-        cliPath(), 'daemon', '--data-dir', dataDir,
+        ...CLI_NODE_FLAGS, cliPath(), 'daemon', '--data-dir', dataDir,
         '--listen', '/ip4/127.0.0.1/tcp/0',
         '--control', '127.0.0.1:0',
         '--proxy', '127.0.0.1:0',
@@ -173,7 +174,7 @@ export class NetnsMirrorCluster implements MirrorCluster {
       const dataDir = path.join(dir, `node-${i + 1}`)
       await fs.promises.mkdir(dataDir, { recursive: true })
       const [cmd, args] = inNamespace(host.ns, process.execPath, [
-        cliPath(), 'daemon', '--data-dir', dataDir,
+        ...CLI_NODE_FLAGS, cliPath(), 'daemon', '--data-dir', dataDir,
         '--listen', `/ip4/${host.ip}/tcp/${NETNS_P2P_PORT}`,
         '--control', '127.0.0.1:0',
         '--proxy', NETNS_PROXY,

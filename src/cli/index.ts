@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --heap-growing-percent=200
 import '../polyfill.ts'
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { spawnDaemon } from '../../src/cli/demo/daemons.ts'
+import { CLI_NODE_FLAGS } from '../../src/cli/node-flags.ts'
 import { cliPath } from './paths.ts'
 import type { SpawnedDaemon } from '../../src/cli/demo/daemons.ts'
 
@@ -18,7 +19,7 @@ export interface CliResult {
  * Run `damselfly <args>` to completion
  */
 export async function runCli (args: string[], options: { env?: Record<string, string>, timeoutMs?: number, cwd?: string, closeStdoutAfter?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [cliPath(), ...args], {
+  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, cliPath(), ...args], {
     env: { ...process.env, DEBUG: '', ...options.env },
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe']

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { CLI_NODE_FLAGS } from '../node-flags.ts'
 import type { ChildProcess } from 'node:child_process'
 
 export interface SpawnedDaemon {
@@ -26,7 +27,7 @@ export function cliEntry (): string {
  * and wait until it printed its addresses
  */
 export async function spawnDaemon (dataDir: string, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<SpawnedDaemon> {
-  const argv = [cliEntry(), 'daemon', '--data-dir', dataDir, '--control', '127.0.0.1:0', ...args]
+  const argv = [...CLI_NODE_FLAGS, cliEntry(), 'daemon', '--data-dir', dataDir, '--control', '127.0.0.1:0', ...args]
   if (!args.includes('--listen')) {
     argv.push('--listen', '/ip4/127.0.0.1/tcp/0')
   }
