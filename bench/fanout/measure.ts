@@ -231,7 +231,7 @@ async function getPieceTiming (p: Peer): Promise<{ answerWait: SumCount, receive
 /** Seconds of GC pauses so far, all kinds and full (major) collections, with their count, from a daemon's nodejs_gc_duration_seconds */
 export interface GcPauses { allS: number, majorS: number, majorCount: number }
 
-export function gcPauses (metrics: string): GcPauses {
+function gcPauses (metrics: string): GcPauses {
   const out = { allS: 0, majorS: 0, majorCount: 0 }
   for (const m of metrics.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
     const v = Number(m[3])
