@@ -396,7 +396,8 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     await sleep(IDLE_WINDOW_MS)
     const idleCores = pids.reduce((a, pid, i) => a + (procCpuSeconds(pid) ?? NaN) - idle0[i], 0) / (IDLE_WINDOW_MS / 1000)
 
-    const attempts0 = trackerAttempts(await Promise.all(peers.map(getStatus)))
+    const status0 = await Promise.all(peers.map(getStatus))
+    const attempts0 = trackerAttempts(status0)
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
     const gc0 = await Promise.all(peers.map(getGcPauses))
@@ -468,7 +469,8 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
       machineBusy: machine / seconds / os.availableParallelism(),
       timerIrqPerS: irq / seconds,
       trackerRequestsPerNodeS: trackerRequests / o.nodes / seconds,
-      peerBytesReceived: status.map(s => s.transfer?.bytesDownloaded ?? NaN),
+      // during this download only: a warm-up's bytes are in the counter too
+      peerBytesReceived: status.map((s, i) => (s.transfer?.bytesDownloaded ?? NaN) - (status0[i].transfer?.bytesDownloaded ?? NaN)),
       pieceTiming,
       gc,
       slowPeerMoves: slowPeerMoves(status, taskId, t0),
