@@ -220,8 +220,11 @@ function histogramSumCount (metrics: string, name: string): SumCount {
   return { sum: value('sum'), count: value('count') }
 }
 
-async function getPieceTiming (p: Peer): Promise<{ answerWait: SumCount, receive: SumCount }> {
-  const metrics = String(await p.client.get('/metrics', { signal: AbortSignal.timeout(10_000) }))
+async function getMetrics (p: Peer): Promise<string> {
+  return String(await p.client.get('/metrics', { signal: AbortSignal.timeout(10_000) }))
+}
+
+function pieceTimingOf (metrics: string): { answerWait: SumCount, receive: SumCount } {
   return {
     answerWait: histogramSumCount(metrics, 'damselfly_transfer_answer_wait_seconds'),
     receive: histogramSumCount(metrics, 'damselfly_transfer_piece_receive_seconds')
@@ -243,10 +246,6 @@ function gcPauses (metrics: string): GcPauses {
     }
   }
   return out
-}
-
-async function getGcPauses (p: Peer): Promise<GcPauses> {
-  return gcPauses(String(await p.client.get('/metrics', { signal: AbortSignal.timeout(10_000) })))
 }
 
 async function getStatus (p: Peer): Promise<any> {
@@ -400,7 +399,7 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const attempts0 = trackerAttempts(status0)
     const egress0 = await cluster.originSent()
     const link0 = o.originLinkTx?.()
-    const gc0 = await Promise.all(peers.map(getGcPauses))
+    const gc0 = (await Promise.all(peers.map(getMetrics))).map(gcPauses)
     const cpu0 = pids.map(pid => procCpuSeconds(pid) ?? NaN)
     const sys0 = pids.map(pid => cpuSplit(pid)[1])
     const helpers = cluster.helperPids()
@@ -432,8 +431,9 @@ export async function swarmRun (cluster: Cluster, o: RunOptions): Promise<SwarmR
     const cpuS = cpu1.map((c, i) => c - cpu0[i])
     const foreignCores = (machine - cpuS.reduce((a, c) => a + c, 0) - own - (selfUsage.user + selfUsage.system) / 1e6) / seconds
     const status = await Promise.all(peers.map(getStatus))
-    const pieceTiming = await Promise.all(peers.map(getPieceTiming))
-    const gc = (await Promise.all(peers.map(getGcPauses))).map((g, i) => ({ allS: g.allS - gc0[i].allS, majorS: g.majorS - gc0[i].majorS, majorCount: g.majorCount - gc0[i].majorCount }))
+    const metrics = await Promise.all(peers.map(getMetrics))
+    const pieceTiming = metrics.map(pieceTimingOf)
+    const gc = metrics.map(gcPauses).map((g, i) => ({ allS: g.allS - gc0[i].allS, majorS: g.majorS - gc0[i].majorS, majorCount: g.majorCount - gc0[i].majorCount }))
     const trackerRequests = trackerAttempts(status) - attempts0
     const perNodeS = last.map(p => (p.startedAt + p.elapsedMs - t0) / 1000)
 

@@ -1054,14 +1054,14 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         this.storing.add(i)
         // the tracker's digest, or the one the source signed: the transfer
         // client verified the bytes against it
-        const known = this.meta?.pieceDigests[i] != null
+        const knownDigest = this.meta?.pieceDigests[i]
         if (proof.attestation != null) {
           this.ctx.keepAttestation?.(meta.taskId, i, proof.digest, proof.attestation)
         }
-        const write = this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: Buffer.from(proof.digest).toString('hex'), verified: true, signal: this.controller.signal })
+        const write = this.ctx.store.put(meta.taskId, i, bytes, { expectedDigest: knownDigest ?? Buffer.from(proof.digest).toString('hex'), verified: true, signal: this.controller.signal })
           .then(() => {
             parent.bytes += bytes.byteLength
-            this.pieceDone(i, parent.peerId, bytes.byteLength, !known)
+            this.pieceDone(i, parent.peerId, bytes.byteLength, knownDigest == null)
           }, (err: any) => {
             if (err?.name === 'StorageFullError' || err?.name === 'InsufficientSpaceError') {
               this.fatal ??= err
