@@ -1,5 +1,6 @@
 import '../polyfill.ts'
 import { createHash } from 'node:crypto'
+import { constants as fsConstants } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { InvalidParametersError, NotStartedError } from '@libp2p/interface'
@@ -26,6 +27,7 @@ import { Journal, readJournal } from './journal.ts'
 import { lockStore } from './lock.ts'
 import { TASK_STATES, encodeMetadata, isTaskId, readMetadata } from './metadata.ts'
 import { PieceWaiters } from './piece-waiters.ts'
+import { scanPieces } from './scan.ts'
 import type { GcCandidate } from './gc.ts'
 import type { ExportOptions, FsPieceStoreInit, ImportOptions, PieceStore, PutOptions, StoreStats, TaskInit, TaskMetadata, TaskState } from './index.ts'
 import type { PieceWaitOptions } from './piece-waiters.ts'
@@ -118,6 +120,14 @@ interface TaskEntry {
    * at the same time wait for one attempt
    */
   makingRoom?: Promise<boolean>
+
+  /**
+   * `sha256:<hex>` of the complete task's bytes, once hashed (by import or
+   * assembledDigest). A present piece never changes (any put must match its
+   * digest), so it stays true; reads that check each piece against its
+   * digest then need not hash the whole file again.
+   */
+  assembledDigest?: string
 }
 
 /**
@@ -536,15 +546,47 @@ export class FsPieceStore implements PieceStore {
   }
 
   /**
-   * Write a complete task to `destPath`. The bytes go to a temp file in the
-   * destination directory that is fsynced and renamed into place, so
-   * `destPath` never holds a partial file. Every piece and, when known, the
-   * whole-file digest are verified on the way.
+   * Write a complete task to `destPath`. The kernel copies the data file to
+   * a temp file in the destination directory, which is read back, checked
+   * piece by piece (and against the whole-file digest, when known and not
+   * hashed before), fsynced and renamed into place, so `destPath` never
+   * holds a partial or unchecked file.
    */
   async export (taskId: string, destPath: string, options: ExportOptions = {}): Promise<void> {
     const entry = this.entry(taskId)
 
     return this.track(entry, this.exportTask(entry, path.resolve(destPath), options))
+  }
+
+  /**
+   * The sha256 of a complete task's bytes in order, as `sha256:<hex>`: read
+   * from the data file the first time, remembered after that.
+   */
+  async assembledDigest (taskId: string, options: AbortOptions = {}): Promise<string> {
+    const entry = this.entry(taskId)
+
+    return this.track(entry, this.hashTask(entry, options))
+  }
+
+  private async hashTask (entry: TaskEntry, options: AbortOptions): Promise<string> {
+    const { task } = entry
+
+    if (entry.present !== task.pieceCount) {
+      throw new TaskIncompleteError(`Task ${task.taskId} has ${entry.present} of ${task.pieceCount} pieces - its digest is known once it is complete`)
+    }
+
+    if (entry.assembledDigest == null) {
+      const whole = createHash('sha256')
+      await this.withDataFile(entry, async data => {
+        await scanPieces(data, task, (_, piece) => { whole.update(piece) }, options).catch(err => {
+          throw options.signal?.aborted === true ? err : new PieceNotFoundError(`Task ${task.taskId}: ${err.message} - delete the task and fetch it again`)
+        })
+      })
+      entry.assembledDigest = `sha256:${whole.digest('hex')}`
+    }
+
+    entry.lastUsedAt = Date.now()
+    return entry.assembledDigest
   }
 
   /**
@@ -554,13 +596,21 @@ export class FsPieceStore implements PieceStore {
    * task's digest, when known, at the end.
    */
   async * stream (taskId: string, options: AbortOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
-    const { task, present } = this.entry(taskId)
+    const entry = this.entry(taskId)
+    const { task, present } = entry
 
     if (present !== task.pieceCount) {
       throw new TaskIncompleteError(`Task ${taskId} has ${present} of ${task.pieceCount} pieces - wait for the download to finish`)
     }
 
-    const whole = task.digest != null ? createHash('sha256') : undefined
+    const checked = entry.assembledDigest
+
+    if (checked != null && task.digest != null && checked !== task.digest) {
+      throw new DigestMismatchError(`Task ${taskId} assembles to ${checked} but its digest is ${task.digest} - delete the task and fetch it again`)
+    }
+
+    // pieces that match their digests assemble to a digest hashed before
+    const whole = task.digest != null && checked == null ? createHash('sha256') : undefined
 
     for (let i = 0; i < task.pieceCount; i++) {
       const piece = await this.get(taskId, i, options)
@@ -574,6 +624,10 @@ export class FsPieceStore implements PieceStore {
     }
 
     const actual = whole == null ? undefined : `sha256:${whole.digest('hex')}`
+
+    if (actual != null) {
+      entry.assembledDigest = actual
+    }
 
     if (actual != null && actual !== task.digest) {
       throw new DigestMismatchError(`Task ${taskId} assembles to ${actual} but its digest is ${task.digest} - delete the task and fetch it again`)
@@ -893,6 +947,8 @@ export class FsPieceStore implements PieceStore {
       // journal syncs the data file before it records them
       await Promise.all(written.map(async p => journal.append(p.index, p.digest)))
       task.digest ??= actual
+      // every piece, present before or written now, matched the source's
+      entry.assembledDigest = actual
     } catch (err) {
       if (isDiskFull(err)) {
         throw await this.failForDiskFull(entry, err)
@@ -931,15 +987,13 @@ export class FsPieceStore implements PieceStore {
     let out: FileHandle | undefined
 
     try {
-      out = await fs.open(tmp, 'wx', 0o644)
-      let offset = 0
-
-      // every piece and the whole file verified on the way, as for any stream
-      for await (const piece of this.stream(task.taskId, options)) {
-        await writeAll(out, piece, offset)
-        offset += piece.byteLength
-      }
-
+      // the kernel copies the data file (a file system with reflinks shares
+      // its blocks instead); then the copy itself is read back and checked,
+      // so what lands at dest is exactly what was verified
+      options.signal?.throwIfAborted()
+      await fs.copyFile(path.join(entry.dir, DATA_FILE), tmp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE)
+      out = await fs.open(tmp, 'r+')
+      await this.checkCopy(entry, out, options)
       await out.sync()
       await out.close()
       out = undefined
@@ -961,6 +1015,46 @@ export class FsPieceStore implements PieceStore {
     } finally {
       await out?.close().catch(() => {})
       await fs.rm(tmp, { force: true }).catch(() => {})
+    }
+  }
+
+  /**
+   * Check an exported copy of a complete task: its length, every piece
+   * against its digest, and the whole file against the task's digest (hashed
+   * only when no earlier pass did)
+   */
+  private async checkCopy (entry: TaskEntry, copy: FileHandle, options: AbortOptions): Promise<void> {
+    const { task } = entry
+    const { size } = await copy.stat()
+
+    if (size !== task.contentLength) {
+      throw new PieceDigestMismatchError(`The data file of task ${task.taskId} holds ${size} bytes, not ${task.contentLength} - delete the task and fetch it again`)
+    }
+
+    const whole = task.digest != null && entry.assembledDigest == null ? createHash('sha256') : undefined
+
+    try {
+      await scanPieces(copy, task, (i, piece) => {
+        if (sha256(piece) !== task.pieceDigests[i]) {
+          throw new PieceDigestMismatchError(`Stored piece ${i} of task ${task.taskId} is corrupt - delete the task and fetch it again`)
+        }
+
+        whole?.update(piece)
+      }, options)
+    } catch (err: any) {
+      if (err.name === PieceDigestMismatchError.name || options.signal?.aborted === true) {
+        throw err
+      }
+
+      throw new PieceNotFoundError(`Task ${task.taskId}: the copy could not be read back: ${err.message} - delete the task and fetch it again`)
+    }
+
+    if (whole != null) {
+      entry.assembledDigest = `sha256:${whole.digest('hex')}`
+    }
+
+    if (task.digest != null && entry.assembledDigest !== task.digest) {
+      throw new DigestMismatchError(`Task ${task.taskId} assembles to ${entry.assembledDigest} but its digest is ${task.digest} - delete the task and fetch it again`)
     }
   }
 

@@ -44,9 +44,10 @@
  *    tasks for what the unfinished ones still need, and retries once; when
  *    that cannot help it marks the task failed (`StorageFullError`) and
  *    leaves the piece absent; other tasks and the store stay usable.
- * 7. Exports go to `<dest>.damselfly-tmp-<random>`, are fsynced and then
- *    renamed (or hard-linked, when not overwriting) into place, so `dest`
- *    never holds a partial file.
+ * 7. Exports go to `<dest>.damselfly-tmp-<random>` (a kernel copy of the
+ *    data file, then read back and checked against the piece digests), are
+ *    fsynced and then renamed (or hard-linked, when not overwriting) into
+ *    place, so `dest` never holds a partial or unchecked file.
  */
 
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
@@ -228,6 +229,8 @@ export interface PieceStore {
 
   import(path: string, options: ImportOptions): Promise<TaskMetadata>
   export(taskId: string, destPath: string, options?: ExportOptions): Promise<void>
+  /** `sha256:<hex>` of a complete task's bytes in order (hashed once, then remembered) */
+  assembledDigest(taskId: string, options?: AbortOptions): Promise<string>
 
   stats(): StoreStats
 }

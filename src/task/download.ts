@@ -1259,11 +1259,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       return
     }
     const meta = this.ctx.store.getTask(this.request.taskId)!
-    const hash = createHash('sha256')
-    for (let i = 0; i < meta.pieceCount; i++) {
-      hash.update(await this.ctx.store.get(meta.taskId, i, { signal: this.controller.signal }))
-    }
-    const actual = `sha256:${hash.digest('hex')}`
+    const actual = await this.ctx.store.assembledDigest(meta.taskId, { signal: this.controller.signal })
     if (actual !== digest.toLowerCase()) {
       const sources = new Map<string, number[]>()
       for (const [i, s] of this.sourceOf) {

@@ -573,6 +573,42 @@ describe('storage/fs-piece-store', () => {
       const out = path.join(dir, 'out.bin')
       await expectRejectsNamed(store.export(ID, out), 'DigestMismatchError', [task.digest ?? 'missing', json.task.digest])
       expect(await listDir(dir)).to.deep.equal(['source.bin', 'store.lock', 'tasks'])
+
+      // the mismatch is remembered: the next export and stream fail before any byte
+      await expectRejectsNamed(store.export(ID, out), 'DigestMismatchError', [task.digest ?? 'missing', json.task.digest])
+      await expectRejectsNamed((async () => { for await (const p of store.stream(ID)) { expect(p).to.be.undefined() } })(), 'DigestMismatchError')
+      expect(await store.assembledDigest(ID)).to.equal(task.digest)
+      expect(await listDir(dir)).to.deep.equal(['source.bin', 'store.lock', 'tasks'])
+    })
+
+    it('hashes a downloaded task once for its digest, and exports it checking each piece', async () => {
+      const digest = sha256File(content)
+      await createTenPieces({ taskId: ID, contentLength: content.byteLength, pieceSize: 256 * KiB, digest })
+      await expectRejectsNamed(store.assembledDigest(ID), 'TaskIncompleteError', ['0 of 13'])
+      for (let i = 0; i < 13; i++) {
+        await store.put(ID, i, content.subarray(i * 256 * KiB, (i + 1) * 256 * KiB))
+      }
+      expect(await store.assembledDigest(ID)).to.equal(digest)
+
+      const out = path.join(dir, 'out.bin')
+      await store.export(ID, out)
+      expect(sha256File(await fs.readFile(out))).to.equal(digest)
+      expect((await fs.stat(out)).mode & 0o777).to.equal(0o644 & ~process.umask())
+
+      // each piece of every export is still checked against its digest
+      const data = await fs.open(path.join(dir, 'tasks', ID, 'data'), 'r+')
+      await data.write(pieceBytes(7, 10), 0, 10, 12 * 256 * KiB + 3)
+      await data.close()
+      await expectRejectsNamed(store.export(ID, path.join(dir, 'again.bin')), 'PieceDigestMismatchError', ['piece 12', ID])
+      expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'store.lock', 'tasks'])
+    })
+
+    it('refuses to export a data file longer than the content', async () => {
+      await store.import(source, { taskId: ID })
+      await fs.appendFile(path.join(dir, 'tasks', ID, 'data'), 'trailing')
+
+      await expectRejectsNamed(store.export(ID, path.join(dir, 'out.bin')), 'PieceDigestMismatchError', [`${content.byteLength + 8} bytes, not ${content.byteLength}`])
+      expect(await listDir(dir)).to.deep.equal(['source.bin', 'store.lock', 'tasks'])
     })
   })
 })
