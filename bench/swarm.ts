@@ -10,7 +10,8 @@
  * period ÷ VmRSS of a bare libp2p node (TCP + Noise + yamux + identify,
  * workers/bare-node.ts) in a 2-node pair, measured the same way.
  * 3. Start-up: spawn → `control` line of `damselfly daemon`, ÷ spawn → exit of
- * `node -e ''`, and ÷ spawn → `ready` of the bare libp2p node.
+ * `node -e ''`, and ÷ spawn → `ready` of the bare libp2p node; and spawn →
+ * exit of `damselfly status` asking that daemon, ÷ `node -e ''`.
  */
 import { performance } from 'node:perf_hooks'
 import { CLI_NODE_FLAGS } from '../src/cli/node-flags.ts'
@@ -272,6 +273,8 @@ interface StartupRun {
   daemonMs: number
   /** what the daemon itself reports: Daemon.start() only, without loading modules */
   daemonSelfMs: number
+  /** spawn → exit of `damselfly status` asking the running daemon */
+  statusMs: number
 }
 
 async function startupRun (res: Resources): Promise<StartupRun> {
@@ -290,8 +293,15 @@ async function startupRun (res: Resources): Promise<StartupRun> {
   const bareMs = (firstLine(bare, /^ready$/)?.at ?? NaN) - t1
 
   const d = await spawnDaemon(res, [])
+  let statusMs = NaN
   try {
     await d.w.waitFor(CONTROL_LINE, 60_000)
+    const control = CONTROL_LINE.exec(d.w.output())?.[1] ?? ''
+    const t2 = performance.now()
+    const status = res.spawnWatched(process.execPath, [...CLI_NODE_FLAGS, cliPath(), 'status', '--control', control], { env: childEnv() })
+    if (await status.exited === 0) {
+      statusMs = performance.now() - t2
+    }
   } finally {
     await res.stop(d.w.proc)
     await res.removeDir(d.dataDir)
@@ -299,7 +309,7 @@ async function startupRun (res: Resources): Promise<StartupRun> {
   const daemonMs = (firstLine(d.w, CONTROL_LINE)?.at ?? NaN) - d.spawnedAt
   const daemonSelfMs = Number(STARTED_LINE.exec(d.w.output())?.[1] ?? NaN)
 
-  return { nodeMs, bareMs, daemonMs, daemonSelfMs }
+  return { nodeMs, bareMs, daemonMs, daemonSelfMs, statusMs }
 }
 
 const MiBk = 1024
@@ -410,26 +420,29 @@ async function run (args: Args, res: Resources): Promise<string> {
   if (o.parts.includes('startup')) {
     const runs: StartupRun[] = []
     for (let r = 0; r < o.runs; r++) {
-      progress(`start-up: node -e '', bare libp2p node, damselfly daemon, run ${r + 1}/${o.runs}`)
+      progress(`start-up: node -e '', bare libp2p node, damselfly daemon and status, run ${r + 1}/${o.runs}`)
       runs.push(await startupRun(res))
     }
     results.startup = runs
     const s = (f: (x: StartupRun) => number): Summary => summarize(runs.map(f))
     printTable(`3. Start-up: spawn → ready, ms (${o.runs} runs, interleaved)`,
-      ['process', 'ms', 'daemon ÷ this (per run)'],
+      ['process', 'ms', 'daemon ÷ this (per run)', 'this ÷ node -e \'\' (per run)'],
       [
-        ['node -e \'\' (spawn → exit)', fmtRange(s(x => x.nodeMs)), fmtRange(s(x => x.daemonMs / x.nodeMs), 2, '×')],
-        ['bare libp2p node (spawn → "ready")', fmtRange(s(x => x.bareMs)), fmtRange(s(x => x.daemonMs / x.bareMs), 2, '×')],
-        ['damselfly daemon (spawn → "control" line)', fmtRange(s(x => x.daemonMs)), '1.00×'],
-        ['  of which Daemon.start() (its own "started in")', fmtRange(s(x => x.daemonSelfMs)), '–']
+        ['node -e \'\' (spawn → exit)', fmtRange(s(x => x.nodeMs)), fmtRange(s(x => x.daemonMs / x.nodeMs), 2, '×'), '1.00×'],
+        ['bare libp2p node (spawn → "ready")', fmtRange(s(x => x.bareMs)), fmtRange(s(x => x.daemonMs / x.bareMs), 2, '×'), fmtRange(s(x => x.bareMs / x.nodeMs), 2, '×')],
+        ['damselfly daemon (spawn → "control" line)', fmtRange(s(x => x.daemonMs)), '1.00×', fmtRange(s(x => x.daemonMs / x.nodeMs), 2, '×')],
+        ['  of which Daemon.start() (its own "started in")', fmtRange(s(x => x.daemonSelfMs)), '–', '–'],
+        ['damselfly status, asking that daemon (spawn → exit)', fmtRange(s(x => x.statusMs)), '–', fmtRange(s(x => x.statusMs / x.nodeMs), 2, '×')]
       ],
-      ['the daemon starts with an empty data dir each run (creates its identity key)']
+      ['the daemon starts with an empty data dir each run (creates its identity key); a command that asks a daemon loads no libp2p (test/cli/startup.spec.ts)']
     )
     results.startupSummary = {
       nodeMs: s(x => x.nodeMs),
       bareMs: s(x => x.bareMs),
       daemonMs: s(x => x.daemonMs),
       daemonSelfMs: s(x => x.daemonSelfMs),
+      statusMs: s(x => x.statusMs),
+      statusOverNode: s(x => x.statusMs / x.nodeMs),
       daemonOverNode: s(x => x.daemonMs / x.nodeMs),
       daemonOverBare: s(x => x.daemonMs / x.bareMs)
     }

@@ -15,6 +15,11 @@ export const PROTOCOL_VERSIONS = {
 
 export type ProtocolName = 'piece' | 'tracker'
 
+/** The DHT protocol of a swarm: each swarm name has a DHT of its own */
+export function kadProtocol (swarm: string): string {
+  return `/damselfly/${swarm}/kad/${PROTOCOL_VERSIONS.kad}`
+}
+
 export interface ParsedProtocol {
   name: string
   version: string

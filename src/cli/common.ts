@@ -1,5 +1,5 @@
 import { loadConfig, NODE_OPTIONS } from '../config/index.ts'
-import { socketPath } from '../daemon/index.ts'
+import { socketPath } from '../daemon/socket.ts'
 import { UsageError } from '../errors.ts'
 import { FsPieceStore } from '../storage/index.ts'
 import { ControlClient } from './client.ts'

@@ -1,25 +1,19 @@
 import { once } from 'node:events'
 import net from 'node:net'
-import path from 'node:path'
 import { defaultLogger } from '@libp2p/logger'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import { createDamselfly } from '../node/index.ts'
 import { RegistryMirror } from '../proxy/index.ts'
 import { ControlApi, HttpError, readJson } from './control-api.ts'
+import { socketPath } from './socket.ts'
 import type { NodeConfig } from '../config/index.ts'
 import type { DamselflyNode } from '../node/index.ts'
 import type { Download } from '../task/download.ts'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import type http from 'node:http'
 
-export const SOCKET_FILE = 'damselfly.sock'
-
 /** Progress events of one download are sent at most this often */
 const EVENT_INTERVAL_MS = 200
-
-export function socketPath (dataDir: string): string {
-  return path.join(dataDir, SOCKET_FILE)
-}
 
 /**
  * Another daemon already serves this data directory

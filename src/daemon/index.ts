@@ -1,4 +1,5 @@
-export { Daemon, DaemonRunningError, socketPath, SOCKET_FILE } from './daemon.ts'
+export { Daemon, DaemonRunningError } from './daemon.ts'
+export { socketPath, SOCKET_FILE } from './socket.ts'
 export type { DaemonInit } from './daemon.ts'
 export { ControlApi, HttpError, sendJson, readJson } from './control-api.ts'
 export type { RouteHandler } from './control-api.ts'

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { DEFAULT_MAX_SOURCE_PEERS } from '../scheduler/constants.ts'
 import { createDefaultSources } from '../source/index.ts'
-import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, quotaBytesFor } from '../storage/index.ts'
+import { DEFAULT_GC_INTERVAL_MS, DEFAULT_STORAGE_QUOTA, DEFAULT_TASK_TTL_MS, FsPieceStore, StoreGc, TaskNotFoundError, listTasks, quotaBytesFor } from '../storage/index.ts'
 import { Swarm } from '../swarm/index.ts'
 import { normaliseDigest } from '../task/digest.ts'
 import { Engine } from '../task/engine.ts'
@@ -16,7 +16,7 @@ import { metaInfoOf } from '../task/tracker-port.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
 import { PieceAttestations, TokenBucket, pieceTransfer, signPieceDigest } from '../transfer/index.ts'
-import { DAMSELFLY_VERSION, PROTOCOL_VERSIONS } from '../version.ts'
+import { DAMSELFLY_VERSION, kadProtocol } from '../version.ts'
 import { coalesceProtocolMerges } from './protocol-merges.ts'
 import { DEFAULT_PROVIDE_QUIET_MS, DeferredProvides } from './provides.ts'
 import { TrackerPortAdapter, toMultiaddrs, trackerServiceFor } from './tracker-port.ts'
@@ -35,6 +35,10 @@ import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/inter
 
 /** peers whose merged addresses addPeerAddrs remembers (a swarm's worth; older ones are merged again) */
 const MERGED_ADDRS_MEMORY = 4096
+
+// light, so that CLI commands which need only them do not load libp2p
+export { kadProtocol } from '../version.ts'
+export { listTasks } from '../storage/index.ts'
 
 export type SupernodeMode = 'auto' | 'always' | 'never'
 
@@ -229,12 +233,6 @@ interface GcInit {
 }
 
 type ResolvedInit = Required<Omit<DamselflyInit, 'protocolVersions' | 'storageQuota' | 'taskTtl' | 'gcInterval'>> & { gc: GcInit }
-
-/** The store's tasks with when each was last written, read or exported (epoch ms) */
-export function listTasks (store: FsPieceStore): Array<TaskMetadata & { lastUsedAt?: number }> {
-  const used = new Map(store.usage().map(u => [u.taskId, u.lastUsedAt]))
-  return store.listTasks().map(t => ({ ...t, lastUsedAt: used.get(t.taskId) }))
-}
 
 /** The service's settings: what `init` gives, defaults for the rest */
 function withDefaults (init: DamselflyInit, dataDir: string): ResolvedInit {
@@ -774,10 +772,6 @@ function storeAsPieceSource (store: FsPieceStore, attestations: PieceAttestation
  */
 export function taskCid (taskId: string): CID {
   return CID.createV1(0x55, createDigest(0x12, Buffer.from(taskId, 'hex')))
-}
-
-export function kadProtocol (swarm: string): string {
-  return `/damselfly/${swarm}/kad/${PROTOCOL_VERSIONS.kad}`
 }
 
 /**

@@ -1544,3 +1544,9 @@ async function linkNoClobber (tmp: string, dest: string): Promise<void> {
     await fs.rename(tmp, dest)
   }
 }
+
+/** The store's tasks with when each was last written, read or exported (epoch ms) */
+export function listTasks (store: FsPieceStore): Array<TaskMetadata & { lastUsedAt?: number }> {
+  const used = new Map(store.usage().map(u => [u.taskId, u.lastUsedAt]))
+  return store.listTasks().map(t => ({ ...t, lastUsedAt: used.get(t.taskId) }))
+}

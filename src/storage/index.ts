@@ -52,7 +52,7 @@
 
 import type { AbortOptions, ComponentLogger } from '@libp2p/interface'
 
-export { FsPieceStore } from './fs-piece-store.ts'
+export { FsPieceStore, listTasks } from './fs-piece-store.ts'
 export { StoreGc, chooseEvictions, chooseForSpace, resolveQuota, quotaBytesFor, EVICTION_REASONS, GC_LOW_WATERMARK, GC_MIN_IDLE_MS, DEFAULT_GC_INTERVAL_MS, DEFAULT_TASK_TTL_MS, DEFAULT_STORAGE_QUOTA } from './gc.ts'
 export type { CollectOptions, GcCandidate, GcPolicy, Eviction, StoreGcStats } from './gc.ts'
 export * from './errors.ts'

@@ -1,5 +1,4 @@
 import { enable } from '@libp2p/logger'
-import { Daemon } from '../../daemon/index.ts'
 import { nodeConfig, print, withNodeOptions } from '../common.ts'
 import { EXIT } from '../exit-codes.ts'
 import type { Args } from '../common.ts'
@@ -18,6 +17,8 @@ export const daemonCommand: CommandModule<object, Args> = {
     }
     const config = await nodeConfig(argv)
     const started = Date.now()
+    // loaded here, not at the top: the other commands start without libp2p
+    const { Daemon } = await import('../../daemon/daemon.ts')
     const daemon = await Daemon.start({ config })
     const node = daemon.node
     const status = node.status()

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createDamselfly, kadProtocol } from '../../node/index.ts'
-import { classifyDialError, findIncompatibilities, refineDialFailure } from '../../swarm/index.ts'
+import { classifyDialError, refineDialFailure } from '../../swarm/dial-errors.ts'
+import { findIncompatibilities } from '../../swarm/versions.ts'
+import { kadProtocol } from '../../version.ts'
 import { controlClient, nodeConfig, print, printJson, withNodeOptions } from '../common.ts'
 import { EXIT } from '../exit-codes.ts'
 import type { DamselflyNode } from '../../node/index.ts'
@@ -102,6 +102,8 @@ async function probeChecks (swarm: SwarmView, status: any): Promise<Check[]> {
   const probeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'damselfly-doctor-'))
   try {
     try {
+      // libp2p loads for the probe only, not with every command
+      const { createDamselfly } = await import('../../node/create.ts')
       probe = await createDamselfly({
         config: {
           dataDir: probeDir,
@@ -307,6 +309,7 @@ interface ProbeResult {
 async function probeDial (probe: DamselflyNode, addr: string, privateSwarm: boolean, swarmName: string): Promise<ProbeResult> {
   let ma
   try {
+    const { multiaddr } = await import('@multiformats/multiaddr')
     ma = multiaddr(addr)
   } catch (err: any) {
     return { ok: false, class: 'other', cause: `"${addr}" is not a multiaddr (${err.message})`, fix: 'write it like /ip4/10.0.0.1/tcp/4780/p2p/12D3KooW…', incompatible: [], sameSwarm: false }

@@ -4,7 +4,6 @@ import { pipeline } from 'node:stream/promises'
 import cliProgress from 'cli-progress'
 import { parseByteSize } from '../../config/index.ts'
 import { UsageError } from '../../errors.ts'
-import { createDamselfly } from '../../node/index.ts'
 import { OutputExistsError } from '../../storage/index.ts'
 import { normaliseDigest } from '../../task/digest.ts'
 import { controlClient, formatBytes, nodeConfig, parseDuration, print, printJson, withNodeOptions } from '../common.ts'
@@ -275,6 +274,8 @@ async function embedded (argv: Args, request: GetRequest, output: string, overwr
   const config = await nodeConfig(argv)
   // an embedded node must not take the daemon's fixed port
   config.listen = config.listen.map(a => a.replace(/\/tcp\/\d+/, '/tcp/0').replace(/\/udp\/\d+/, '/udp/0'))
+  // libp2p loads only for an embedded node: through a daemon `get` starts without it
+  const { createDamselfly } = await import('../../node/create.ts')
   const node = await createDamselfly({ config })
   try {
     if (config.swarm.bootstrap.length > 0) {

@@ -1,8 +1,6 @@
 import path from 'node:path'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { loadConfig } from '../../config/index.ts'
 import { UsageError } from '../../errors.ts'
-import { IDENTITY_FILE, writeIdentity, writeSwarmKey } from '../../node/index.ts'
 import { print } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
@@ -19,6 +17,9 @@ export const keygenCommand: CommandModule<object, Args> = {
     .example('$0 keygen --data-dir /var/lib/damselfly', 'a node identity (peer id) for that data dir') as any,
   handler: async (argv) => {
     const force = argv.force === true
+    // key code loads when a key is made, not with every command
+    const { IDENTITY_FILE, writeIdentity, writeSwarmKey } = await import('../../node/identity.ts')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     if (argv['swarm-key'] != null) {
       if (argv.identity != null) {
         throw new UsageError('give either --swarm-key or --identity, not both')

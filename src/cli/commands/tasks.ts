@@ -1,4 +1,4 @@
-import { listTasks } from '../../node/damselfly.ts'
+import { listTasks } from '../../storage/index.ts'
 import { daemonOrStore, formatBytes, formatDuration, print, printJson, withClientOptions } from '../common.ts'
 import type { Args } from '../common.ts'
 import type { CommandModule } from 'yargs'
