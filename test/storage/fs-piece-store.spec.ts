@@ -603,6 +603,63 @@ describe('storage/fs-piece-store', () => {
       expect(await listDir(dir)).to.deep.equal(['out.bin', 'source.bin', 'store.lock', 'tasks'])
     })
 
+    it('hashes a task with a digest while its pieces arrive, so its digest needs no read back', async () => {
+      const digest = sha256File(content)
+      const pieceOf = (i: number): Uint8Array => content.subarray(i * 256 * KiB, (i + 1) * 256 * KiB)
+      await createTenPieces({ taskId: ID, contentLength: content.byteLength, pieceSize: 256 * KiB, digest })
+      for (let i = 0; i < 13; i++) {
+        await store.put(ID, i, pieceOf(i))
+      }
+
+      // the file changes behind the store's back after the last piece: the
+      // digest was taken from the pieces as they came, the export still
+      // checks every piece
+      const data = await fs.open(path.join(dir, 'tasks', ID, 'data'), 'r+')
+      await data.write(pieceBytes(9, 10), 0, 10, 5 * 256 * KiB)
+      await data.close()
+      expect(await store.assembledDigest(ID)).to.equal(digest)
+      await expectRejectsNamed(store.export(ID, path.join(dir, 'out.bin')), 'PieceDigestMismatchError', ['piece 5'])
+
+      // a task without a digest is hashed when asked, from the file
+      await createTenPieces({ taskId: ID2, contentLength: content.byteLength, pieceSize: 256 * KiB })
+      for (let i = 0; i < 13; i++) {
+        await store.put(ID2, i, pieceOf(i))
+      }
+      const data2 = await fs.open(path.join(dir, 'tasks', ID2, 'data'), 'r+')
+      await data2.write(pieceBytes(9, 10), 0, 10, 5 * 256 * KiB)
+      await data2.close()
+      expect(await store.assembledDigest(ID2)).to.not.equal(digest)
+    })
+
+    it('hashes pieces that arrive out of order in order, reading back those ahead of a gap', async () => {
+      const digest = sha256File(content)
+      const pieceOf = (i: number): Uint8Array => content.subarray(i * 256 * KiB, (i + 1) * 256 * KiB)
+      const all = Array.from({ length: 13 }, (_, i) => i)
+      const orders: Array<[string, number[], boolean]> = [
+        ['reversed, one at a time', [...all].reverse(), false],
+        ['odd ones first, one at a time', [...all.filter(i => i % 2 === 1), ...all.filter(i => i % 2 === 0)], false],
+        ['shuffled, all at once', [7, 2, 12, 0, 5, 9, 1, 11, 3, 8, 6, 10, 4], true],
+        ['in order, all at once', all, true]
+      ]
+
+      const s = store
+      for (const [name, order, together] of orders) {
+        const taskId = taskIdFromUrl({ url: `https://example.com/${encodeURIComponent(name)}` })
+        await store.createTask({ taskId, contentLength: content.byteLength, pieceSize: 256 * KiB, digest })
+        if (together) {
+          await Promise.all(order.map(async i => { await s.put(taskId, i, pieceOf(i)) }))
+        } else {
+          for (const i of order) {
+            await store.put(taskId, i, pieceOf(i))
+          }
+        }
+        expect(await store.assembledDigest(taskId), name).to.equal(digest)
+        const out = path.join(dir, 'out.bin')
+        await store.export(taskId, out, { overwrite: true })
+        expect(sha256File(await fs.readFile(out)), name).to.equal(digest)
+      }
+    })
+
     it('refuses to export a data file longer than the content', async () => {
       await store.import(source, { taskId: ID })
       await fs.appendFile(path.join(dir, 'tasks', ID, 'data'), 'trailing')
