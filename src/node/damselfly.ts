@@ -36,7 +36,8 @@ import type { AddressManager, ConnectionManager, Registrar } from '@libp2p/inter
 /** peers whose merged addresses addPeerAddrs remembers (a swarm's worth; older ones are merged again) */
 const MERGED_ADDRS_MEMORY = 4096
 
-// light, so that CLI commands which need only them do not load libp2p
+// these two live in light modules (CLI commands import them without loading
+// libp2p); exported here as well for code that imports them from this module
 export { kadProtocol } from '../version.ts'
 export { listTasks } from '../storage/index.ts'
 
