@@ -11,7 +11,6 @@ import { normaliseDigest } from '../task/digest.ts'
 import { Engine } from '../task/engine.ts'
 import { taskId as computeTaskId } from '../task/id.ts'
 import { importFile } from '../task/import.ts'
-import { pieceRange } from '../task/piece-size.ts'
 import { metaInfoOf } from '../task/tracker-port.ts'
 import { DEFAULT_PIPELINE } from '../tracker/constants.ts'
 import { DEFAULT_UPLOAD_SLOTS } from '../transfer/constants.ts'
@@ -750,21 +749,16 @@ export class Damselfly extends TypedEventEmitter<DamselflyEvents> implements Sta
  */
 function storeAsPieceSource (store: FsPieceStore, attestations: PieceAttestations): PieceSource {
   return {
-    pieceLength: (taskId, index) => {
-      const meta = store.getTask(taskId)
-      if (meta == null || !Number.isInteger(index) || index < 0 || index >= meta.pieceCount) {
-        return undefined
-      }
-      return pieceRange(index, meta.contentLength, meta.pieceSize).length
-    },
-    has: (taskId, index) => store.getTask(taskId) != null && store.has(taskId, index),
+    // per piece: none of these copies the task's metadata
+    pieceLength: (taskId, index) => store.pieceLength(taskId, index),
+    has: (taskId, index) => store.hasTask(taskId) && store.has(taskId, index),
     digest: (taskId, index) => {
-      const hex = store.getTask(taskId)?.pieceDigests[index]
+      const hex = store.pieceDigest(taskId, index)
       return hex != null ? Buffer.from(hex, 'hex') : undefined
     },
     attestation: (taskId, index, digest) => attestations.get(taskId, index, digest),
     read: async (taskId, index, options) => store.read(taskId, index, options),
-    waitFor: async (taskId, index, options) => store.getTask(taskId) != null && store.whenPresent(taskId, index, options)
+    waitFor: async (taskId, index, options) => store.hasTask(taskId) && store.whenPresent(taskId, index, options)
   }
 }
 

@@ -398,6 +398,34 @@ export class FsPieceStore implements PieceStore {
     return this.waiters.wait(taskId, index, options)
   }
 
+  /** Whether the store holds task `taskId` (no copy of its metadata, unlike getTask) */
+  hasTask (taskId: string): boolean {
+    this.assertOpen()
+    return this.tasks.has(taskId)
+  }
+
+  /**
+   * The hex sha256 of piece `index`, when known; undefined also for an
+   * unknown task or index. Cheap: the upload and download paths ask it per
+   * piece, where getTask copied the task's whole digest list each time.
+   */
+  pieceDigest (taskId: string, index: number): string | undefined {
+    this.assertOpen()
+    return this.tasks.get(taskId)?.task.pieceDigests[index] ?? undefined
+  }
+
+  /** The length of piece `index`; undefined for an unknown task or an index out of range */
+  pieceLength (taskId: string, index: number): number | undefined {
+    this.assertOpen()
+    const task = this.tasks.get(taskId)?.task
+
+    if (task == null || !Number.isSafeInteger(index) || index < 0 || index >= task.pieceCount) {
+      return undefined
+    }
+
+    return pieceRange(index, task.contentLength, task.pieceSize).length
+  }
+
   has (taskId: string, index: number): boolean {
     const entry = this.entry(taskId)
 

@@ -211,6 +211,9 @@ export interface PieceStore {
 
   createTask(init: TaskInit, options?: AbortOptions): Promise<TaskMetadata>
   getTask(taskId: string): TaskMetadata | undefined
+  hasTask(taskId: string): boolean
+  pieceDigest(taskId: string, index: number): string | undefined
+  pieceLength(taskId: string, index: number): number | undefined
   listTasks(): TaskMetadata[]
   setPieceDigests(taskId: string, digests: Array<string | undefined | null>, options?: AbortOptions): Promise<void>
   setState(taskId: string, state: TaskState, failure?: string, options?: AbortOptions): Promise<void>

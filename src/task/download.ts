@@ -1175,9 +1175,12 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
       this.fromPeers += bytes
       this.ctx.onBytes('peer', bytes)
     }
-    const digest = this.ctx.store.getTask(this.request.taskId)?.pieceDigests[index]
+    const digest = this.ctx.store.pieceDigest(this.request.taskId, index)
     if (digest != null) {
-      this.meta = this.ctx.store.getTask(this.request.taskId)
+      // in place: a fresh copy of the metadata per piece copied every digest
+      if (this.meta != null) {
+        this.meta.pieceDigests[index] = digest
+      }
       if (this.trackerKnows[index] === true || attested) {
         // the tracker gave us this digest (or the source that signed it
         // reports it): the next announce's bitfield says we hold the piece.

@@ -409,6 +409,27 @@ describe('storage/fs-piece-store', () => {
   })
 
   describe('piece digests', () => {
+    it('answers per-piece questions without the task metadata: hasTask, pieceDigest, pieceLength', async () => {
+      expect(store.hasTask(ID)).to.be.false()
+      expect(store.pieceDigest(ID, 0)).to.be.undefined()
+      expect(store.pieceLength(ID, 0)).to.be.undefined()
+
+      await createTenPieces()
+      await store.put(ID, 9, piece(9))
+      expect(store.hasTask(ID)).to.be.true()
+      expect(store.pieceDigest(ID, 9)).to.equal(sha256Hex(piece(9)))
+      expect(store.pieceDigest(ID, 8)).to.be.undefined()
+      expect([0, 8, 9].map(i => store.pieceLength(ID, i))).to.deep.equal([64 * KiB, 64 * KiB, 1000])
+      for (const bad of [-1, 10, 1.5, Number.NaN]) {
+        expect(store.pieceLength(ID, bad), String(bad)).to.be.undefined()
+        expect(store.pieceDigest(ID, bad), String(bad)).to.be.undefined()
+      }
+
+      // what getTask says, without copying the digest list for each question
+      const task = store.getTask(ID)!
+      expect(Array.from({ length: 10 }, (_, i) => store.pieceDigest(ID, i))).to.deep.equal(task.pieceDigests.map(d => d ?? undefined))
+    })
+
     it('fills in digests learned later and keeps them across reopen', async () => {
       await createTenPieces()
       const digests: Array<string | undefined> = new Array(10).fill(undefined)
