@@ -13,12 +13,16 @@ const MiB = 1024 * KiB
 /**
  * The smallest piece `choosePieceSize` picks. A piece is stored and verified
  * whole before it is sent on, so each hop of the download pipeline lags by
- * about the pieces queued on its link: 256 KiB pieces made 8 nodes at
- * 25 Mbit/s finish a 64 MiB file in 26 s against 34 s with 1 MiB pieces
- * (bench/fanout). 256 KiB is still a large send for the transport (libp2p
- * streams need writes of ≥ 256 KiB to reach full speed, notes/libp2p-v3.md §5.2).
+ * about one piece on its link: before the pipeline, 256 KiB pieces made 8
+ * nodes at 25 Mbit/s finish a 64 MiB file in 26 s against 34 s with 1 MiB
+ * pieces. But each piece also costs every node fixed work (a request, a
+ * header, a signature check, a store write and its journal record, a read to
+ * upload it): with the pipeline, 512 KiB pieces cut the daemons' CPU by a
+ * fifth and more against 256 KiB, which made 8 nodes at 100 Mbit/s on two
+ * shared cores finish sooner and left 16 at 25 Mbit/s about as fast
+ * (bench/fanout, alternated runs; README, Benchmarks).
  */
-export const MIN_PIECE_SIZE = 256 * KiB
+export const MIN_PIECE_SIZE = 512 * KiB
 
 /**
  * The largest piece size. A piece is read into one buffer and verified as a
@@ -42,7 +46,7 @@ export const MAX_CONTENT_LENGTH = MAX_PIECE_COUNT * MAX_PIECE_SIZE
  * of two of `ceil(contentLength / 1024)`, clamped to
  * [`MIN_PIECE_SIZE`, `MAX_PIECE_SIZE`].
  *
- * So files up to 256 MiB use 256 KiB pieces, 1 GiB ones 1 MiB pieces, and a
+ * So files up to 512 MiB use 512 KiB pieces, 1 GiB ones 1 MiB pieces, and a
  * file has at most 1024 pieces until it exceeds 64 GiB, after which the
  * piece count grows up to `MAX_PIECE_COUNT`.
  *

@@ -198,7 +198,7 @@ export const DEFAULT_EXPIRY_INTERVAL_MS = DEFAULT_ANNOUNCE_INTERVAL_MS
 /**
  * A peer's download rate is measured over windows of at least this long
  * (pieces gained between the announces that open and close a window). Three
- * announce intervals: at 25 Mbit/s and 256 KiB pieces a window spans ~36
+ * announce intervals: at 25 Mbit/s and 512 KiB pieces a window spans ~18
  * pieces, enough that one late announce does not swing it.
  */
 export const RATE_WINDOW_MS = 3 * DEFAULT_ANNOUNCE_INTERVAL_MS

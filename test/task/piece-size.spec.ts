@@ -19,7 +19,7 @@ function expectThrowsNamed (fn: () => unknown, name: string): Error {
 
 describe('task/piece-size', () => {
   it('has the documented limits', () => {
-    expect(MIN_PIECE_SIZE).to.equal(MiB / 4)
+    expect(MIN_PIECE_SIZE).to.equal(MiB / 2)
     expect(MAX_PIECE_SIZE).to.equal(64 * MiB)
     expect(MAX_PIECE_COUNT).to.equal(65536)
     expect(MAX_CONTENT_LENGTH).to.equal(4 * TiB)
@@ -27,10 +27,10 @@ describe('task/piece-size', () => {
 
   describe('choosePieceSize', () => {
     const cases: Array<[number, number]> = [
-      [0, MiB / 4],
-      [1, MiB / 4],
-      [MiB, MiB / 4],
-      [256 * MiB, MiB / 4],
+      [0, MiB / 2],
+      [1, MiB / 2],
+      [MiB, MiB / 2],
+      [256 * MiB, MiB / 2],
       [256 * MiB + 1, MiB / 2],
       [512 * MiB, MiB / 2],
       [512 * MiB + 1, MiB],
