@@ -17,9 +17,10 @@ const MiB = 1024 * KiB
  * nodes at 25 Mbit/s finish a 64 MiB file in 26 s against 34 s with 1 MiB
  * pieces. But each piece also costs every node fixed work (a request, a
  * header, a signature check, a store write and its journal record, a read to
- * upload it): with the pipeline, 512 KiB pieces cut the daemons' CPU by a
- * fifth and more against 256 KiB, which made 8 nodes at 100 Mbit/s on two
- * shared cores finish sooner and left 16 at 25 Mbit/s about as fast
+ * upload it): with the pipeline, 512 KiB pieces cut the daemons' CPU by
+ * 17-30 % against 256 KiB in all but one of six alternated pairs (4 % in
+ * that one), which made 8 nodes at 100 Mbit/s on two shared cores finish
+ * sooner and 16 at 25 Mbit/s about as fast
  * (bench/fanout, alternated runs; README, Benchmarks).
  */
 export const MIN_PIECE_SIZE = 512 * KiB
