@@ -715,34 +715,48 @@ export class FsPieceStore implements PieceStore {
       throw new TaskIncompleteError(`Task ${taskId} has ${present} of ${task.pieceCount} pieces - wait for the download to finish`)
     }
 
-    const checked = entry.assembledDigest
-
-    if (checked != null && task.digest != null && checked !== task.digest) {
-      throw new DigestMismatchError(`Task ${taskId} assembles to ${checked} but its digest is ${task.digest} - delete the task and fetch it again`)
+    if (entry.assembledDigest != null && task.digest != null && entry.assembledDigest !== task.digest) {
+      throw digestMismatch(task, entry.assembledDigest)
     }
 
-    // pieces that match their digests assemble to a digest hashed before
-    const whole = task.digest != null && checked == null ? createHash('sha256') : undefined
+    const check = this.orderedCheck(entry)
 
     for (let i = 0; i < task.pieceCount; i++) {
       const piece = await this.get(taskId, i, options)
-
-      if (sha256(piece) !== task.pieceDigests[i]) {
-        throw new PieceDigestMismatchError(`Stored piece ${i} of task ${taskId} is corrupt - delete the task and fetch it again`)
-      }
-
-      whole?.update(piece)
+      check.piece(i, piece)
       yield piece
     }
 
-    const actual = whole == null ? undefined : `sha256:${whole.digest('hex')}`
+    check.end()
+  }
 
-    if (actual != null) {
-      entry.assembledDigest = actual
-    }
+  /**
+   * Checks for a complete task's bytes read in order: each piece against its
+   * digest, then the whole file against the task's digest, hashed only when
+   * no earlier pass did (pieces that match their digests assemble to the
+   * digest hashed then)
+   */
+  private orderedCheck (entry: TaskEntry): { piece(index: number, bytes: Uint8Array): void, end(): void } {
+    const { task } = entry
+    const whole = task.digest != null && entry.assembledDigest == null ? createHash('sha256') : undefined
 
-    if (actual != null && actual !== task.digest) {
-      throw new DigestMismatchError(`Task ${taskId} assembles to ${actual} but its digest is ${task.digest} - delete the task and fetch it again`)
+    return {
+      piece: (index, bytes) => {
+        if (sha256(bytes) !== task.pieceDigests[index]) {
+          throw new PieceDigestMismatchError(`Stored piece ${index} of task ${task.taskId} is corrupt - delete the task and fetch it again`)
+        }
+
+        whole?.update(bytes)
+      },
+      end: () => {
+        if (whole != null) {
+          entry.assembledDigest = `sha256:${whole.digest('hex')}`
+        }
+
+        if (task.digest != null && entry.assembledDigest !== task.digest) {
+          throw digestMismatch(task, entry.assembledDigest)
+        }
+      }
     }
   }
 
@@ -1144,16 +1158,10 @@ export class FsPieceStore implements PieceStore {
       throw new PieceDigestMismatchError(`The data file of task ${task.taskId} holds ${size} bytes, not ${task.contentLength} - delete the task and fetch it again`)
     }
 
-    const whole = task.digest != null && entry.assembledDigest == null ? createHash('sha256') : undefined
+    const check = this.orderedCheck(entry)
 
     try {
-      await scanPieces(copy, task, (i, piece) => {
-        if (sha256(piece) !== task.pieceDigests[i]) {
-          throw new PieceDigestMismatchError(`Stored piece ${i} of task ${task.taskId} is corrupt - delete the task and fetch it again`)
-        }
-
-        whole?.update(piece)
-      }, options)
+      await scanPieces(copy, task, check.piece, options)
     } catch (err: any) {
       if (err.name === PieceDigestMismatchError.name || options.signal?.aborted === true) {
         throw err
@@ -1162,13 +1170,7 @@ export class FsPieceStore implements PieceStore {
       throw new PieceNotFoundError(`Task ${task.taskId}: the copy could not be read back: ${err.message} - delete the task and fetch it again`)
     }
 
-    if (whole != null) {
-      entry.assembledDigest = `sha256:${whole.digest('hex')}`
-    }
-
-    if (task.digest != null && entry.assembledDigest !== task.digest) {
-      throw new DigestMismatchError(`Task ${task.taskId} assembles to ${entry.assembledDigest} but its digest is ${task.digest} - delete the task and fetch it again`)
-    }
+    check.end()
   }
 
   private async mergePieceDigests (entry: TaskEntry, digests: Array<string | undefined>): Promise<void> {
@@ -1554,6 +1556,10 @@ function countPresent (entry: TaskEntry): void {
       entry.bytesPresent += pieceRange(i, task.contentLength, task.pieceSize).length
     }
   }
+}
+
+function digestMismatch (task: TaskMetadata, actual: string | undefined): Error {
+  return new DigestMismatchError(`Task ${task.taskId} assembles to ${actual} but its digest is ${task.digest} - delete the task and fetch it again`)
 }
 
 function copyTask (task: TaskMetadata): TaskMetadata {

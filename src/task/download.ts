@@ -1261,16 +1261,15 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     if (digest == null) {
       return
     }
-    const meta = this.ctx.store.getTask(this.request.taskId)!
-    const actual = await this.ctx.store.assembledDigest(meta.taskId, { signal: this.controller.signal })
+    const actual = await this.ctx.store.assembledDigest(this.request.taskId, { signal: this.controller.signal })
     if (actual !== digest.toLowerCase()) {
       const sources = new Map<string, number[]>()
       for (const [i, s] of this.sourceOf) {
         sources.set(s, [...(sources.get(s) ?? []), i])
       }
       const detail = [...sources].map(([s, list]) => `${s}: ${list.length} pieces`).join('; ')
-      this.log.error('task %s: expected %s, got %s; pieces came from %s', meta.taskId, digest, actual, detail)
-      await this.ctx.store.delete(meta.taskId)
+      this.log.error('task %s: expected %s, got %s; pieces came from %s', this.request.taskId, digest, actual, detail)
+      await this.ctx.store.delete(this.request.taskId)
       throw new DigestMismatchError(`the downloaded file does not match the expected digest: expected ${digest}, got ${actual} (pieces from ${detail === '' ? 'the local store' : detail}); the task was dropped — check the --digest value or the origin`)
     }
   }
