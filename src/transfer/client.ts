@@ -25,6 +25,7 @@ import { StreamReader } from './stream-reader.ts'
 import type { PieceAttestation } from './attestation.ts'
 import type { PieceBufferPool } from './buffer-pool.ts'
 import type { ExpectedPiece, FetchResult, FetchStatus, PieceProof } from './index.ts'
+import type { PartialPiece, PartialPieces } from './partial.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -56,6 +57,12 @@ export interface RequestPiecesOptions extends AbortOptions {
   pool?: PieceBufferPool
   /** Every piece byte passes all of these (e.g. node-wide and per-task download limits) */
   rateLimits?: TokenBucket[]
+  /**
+   * Publish each piece here while it arrives, so uploads of it can start
+   * before it is complete (cut-through, partial.ts); it is marked verified
+   * before onPiece gets it
+   */
+  partials?: PartialPieces
   /** @default 16 */
   maxOutstanding?: number
   /**
@@ -346,6 +353,26 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
     return { index, status: 'unverifiable' }
   }
 
+  /** read `length` piece bytes into `piece`, hashed and passed on to `partial` as they come; returns their sha256 */
+  const readPiece = async (piece: Uint8Array, length: number, partial?: PartialPiece): Promise<Uint8Array> => {
+    const hash = createHash('sha256')
+    let offset = 0
+
+    await reader.readBytes(length, async (chunk) => {
+      for (const limit of options.rateLimits ?? []) {
+        await limit.take(chunk.byteLength, { signal })
+      }
+
+      head.bytes += chunk.byteLength
+      piece.set(chunk, offset)
+      offset += chunk.byteLength
+      hash.update(chunk)
+      partial?.progress(offset)
+    })
+
+    return hash.digest()
+  }
+
   const receive = async (index: number): Promise<FetchResult> => {
     head.startedAt = Date.now()
     head.headerAt = 0
@@ -381,34 +408,28 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       return refuse(index, header, refused)
     }
 
+    return receiveBytes(index, header, want, want === expected.digest ? 'manifest' : `attestation by ${relay?.attestor ?? 'its source'}`, relay)
+  }
+
+  /** an OK answer's bytes, to be checked against `want` (from `wantFrom`), then handed to onPiece */
+  const receiveBytes = async (index: number, header: PieceHeader, want: Uint8Array, wantFrom: string, relay?: PieceAttestation): Promise<FetchResult> => {
     // one buffer per piece (reused from the pool when given); chunks are
     // copied straight in and hashed on the way
     const piece = options.pool?.acquire(header.length) ?? allocUnsafe(header.length)
+    // uploads of this piece may start now; they end with it (ends in finally)
+    const partial = options.partials?.begin(taskId, index, piece, header.length, { digest: want, attestation: relay })
     let handedOver = false
 
     try {
-      const hash = createHash('sha256')
-      let offset = 0
-
-      await reader.readBytes(header.length, async (chunk) => {
-        for (const limit of options.rateLimits ?? []) {
-          await limit.take(chunk.byteLength, { signal })
-        }
-
-        head.bytes += chunk.byteLength
-        piece.set(chunk, offset)
-        offset += chunk.byteLength
-        hash.update(chunk)
-      })
-
+      const digest = await readPiece(piece, header.length, partial)
       timed(index, Date.now() - head.headerAt)
-      const digest = hash.digest()
 
       if (!timingSafeEqual(digest, want)) {
         options.onBadPiece?.(index, 'bad-digest')
-        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the ${want === expected.digest ? 'manifest' : `attestation by ${relay?.attestor ?? 'its source'}`}; the piece was dropped, block or report the peer`) }
+        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the ${wantFrom}; the piece was dropped, block or report the peer`) }
       }
 
+      partial?.verified()
       handedOver = true
       await options.onPiece(index, piece, { digest: want, attestation: relay })
     } catch (err: any) {
@@ -419,6 +440,9 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       log.error('onPiece failed for piece %d of task %s - %e', index, taskId, err)
       return { index, status: 'error', bytes: header.length, error: err }
     } finally {
+      // a no-op once verified
+      partial?.fail(new RemotePieceError(`Piece ${index} of task ${taskId} did not arrive here whole and verified; request it from another peer`))
+
       if (!handedOver) {
         options.pool?.release(piece)
       }

@@ -43,6 +43,7 @@ export { UploadSlots, type ReleaseSlot } from './upload-slots.ts'
 export { PieceBufferPool, type PieceBufferPoolInit, type PieceBufferPoolStats } from './buffer-pool.ts'
 export { handlePieceStream, type PieceServerContext } from './server.ts'
 export { requestPieces, defaultPieceTimeoutMs, type RequestPiecesOptions, type BadPieceReason } from './client.ts'
+export { PartialPieces, PartialPiece, type PartialProof } from './partial.ts'
 export { BadPieceError, FrameTooLargeError, RemotePieceError, UnexpectedEndOfStreamError } from './errors.ts'
 export { PieceAttestations, signPieceDigest, verifyPieceDigest, attestationPayload, type PieceAttestation } from './attestation.ts'
 export * as constants from './constants.ts'
@@ -172,6 +173,8 @@ export interface PieceTransferStats {
   piecesDownloaded: number
   badPieces: number
   busyAnswers: number
+  /** pieces of piecesUploaded sent on while they were still arriving here (cut-through) */
+  piecesForwarded: number
   /** pieces being uploaded right now (upload slots in use) */
   activeUploads: number
 }
@@ -263,6 +266,15 @@ export interface PieceTransferInit {
    * @default false
    */
   runOnLimitedConnection?: boolean
+
+  /**
+   * Send a piece on to a peer that asks for it while it is still arriving
+   * here, its last bytes once it is verified (partial.ts). Off: only stored
+   * pieces are uploaded, so each hop of a pipeline adds a piece's transfer time.
+   *
+   * @default true
+   */
+  cutThrough?: boolean
 
   /**
    * Requested-but-unanswered indexes per stream; more are answered BUSY

@@ -17,12 +17,14 @@ import {
   MAX_TASK_ID_BYTES,
   REQUEST_HIGH_WATER_BYTES,
   REQUEST_LOW_WATER_BYTES,
-  SEND_SLICE_BYTES
+  SEND_SLICE_BYTES,
+  FORWARD_MIN_BYTES
 } from './constants.ts'
 import { waitForDrain } from './drain.ts'
 import { encodeFrame } from './framing.ts'
 import { StreamReader } from './stream-reader.ts'
 import type { PieceSource } from './index.ts'
+import type { PartialPiece, PartialPieces } from './partial.ts'
 import type { TokenBucket } from './token-bucket.ts'
 import type { UploadSlots } from './upload-slots.ts'
 import type { Logger, PeerId, Stream, StreamCloseEvent } from '@libp2p/interface'
@@ -34,6 +36,11 @@ export interface PieceServerContext {
   slots: UploadSlots
   /** node-wide upload rate limit */
   uploadLimiter?: TokenBucket
+  /**
+   * Pieces this node is receiving right now: one asked for before it is
+   * stored is sent on as it arrives (cut-through, partial.ts)
+   */
+  partials?: PartialPieces
   /** @default 500 */
   slotWaitMs?: number
   /** @default 30_000 */
@@ -47,6 +54,8 @@ export interface PieceServerContext {
   log?: Logger
   /** a piece was fully handed to the stream */
   onUploaded?(taskId: string, index: number, bytes: number): void
+  /** ... and it was sent on while it arrived here (cut-through); onUploaded came too */
+  onForwarded?(taskId: string, index: number, bytes: number): void
   /** an index was answered BUSY */
   onBusy?(taskId: string, index: number): void
   /** an upload slot was taken (+1) or given back (-1) */
@@ -228,13 +237,13 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
       return
     }
 
-    if (!ctx.source.has(taskId, index) && entry.waitMs > 0 && ctx.source.waitFor != null) {
-      // asked ahead (pipeline): send it as soon as it is stored
-      await ctx.source.waitFor(taskId, index, { signal: controller.signal, timeoutMs: Math.min(entry.waitMs, MAX_PIECE_WAIT_MS) })
+    if (!available(taskId, index) && entry.waitMs > 0 && ctx.source.waitFor != null) {
+      // asked ahead (pipeline): send it as soon as it is stored, or starts arriving
+      await waitForPiece(taskId, index, Math.min(entry.waitMs, MAX_PIECE_WAIT_MS))
       controller.signal.throwIfAborted()
     }
 
-    if (!ctx.source.has(taskId, index)) {
+    if (!available(taskId, index)) {
       await sendHeader(entry, { status: PieceHeader.Status.DONT_HAVE })
       return
     }
@@ -251,11 +260,89 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
     ctx.onActiveUploads?.(1)
 
     try {
-      await sendPiece(entry, length)
+      await sendAvailable(entry, length)
     } finally {
       release()
       ctx.onActiveUploads?.(-1)
     }
+  }
+
+  /** stored, or arriving here now */
+  const available = (taskId: string, index: number): boolean => ctx.source.has(taskId, index) || ctx.partials?.get(taskId, index) != null
+
+  /**
+   * Send the piece from the store, or on as it arrives (the caller holds an
+   * upload slot). While we waited for the slot it may have been stored,
+   * finished arriving but not been stored yet, or failed to arrive.
+   */
+  const sendAvailable = async (entry: Answer, length: number): Promise<void> => {
+    const { taskId, index } = entry
+    const partial = ctx.source.has(taskId, index) ? undefined : ctx.partials?.get(taskId, index)
+    const chunks = partial?.chunks({ signal: controller.signal, minBytes: FORWARD_MIN_BYTES })
+
+    if (partial != null && chunks != null) {
+      await forwardPiece(entry, partial, chunks)
+      return
+    }
+
+    if (!ctx.source.has(taskId, index) && entry.waitMs > 0) {
+      await ctx.source.waitFor?.(taskId, index, { signal: controller.signal, timeoutMs: Math.min(entry.waitMs, MAX_PIECE_WAIT_MS) })
+      controller.signal.throwIfAborted()
+    }
+
+    await (ctx.source.has(taskId, index) ? sendPiece(entry, length) : sendHeader(entry, { status: PieceHeader.Status.DONT_HAVE }))
+  }
+
+  /** store.waitFor, or until the piece starts arriving here */
+  const waitForPiece = async (taskId: string, index: number, timeoutMs: number): Promise<void> => {
+    if (ctx.partials == null) {
+      await ctx.source.waitFor?.(taskId, index, { signal: controller.signal, timeoutMs })
+      return
+    }
+
+    const settled = new AbortController()
+    const signal = AbortSignal.any([controller.signal, settled.signal])
+
+    try {
+      await Promise.race([
+        ctx.source.waitFor?.(taskId, index, { signal, timeoutMs }),
+        ctx.partials.waitFor(taskId, index, { signal, timeoutMs })
+      ])
+    } finally {
+      settled.abort()
+    }
+  }
+
+  /**
+   * Send a piece on while it arrives here (the caller holds an upload slot):
+   * the header at once, with the digest and attestation it came with, then
+   * its bytes as they come; the last of them only once this node verified
+   * the piece. If the piece fails here the stream is aborted, so the
+   * receiver never completes a piece we did not verify.
+   */
+  const forwardPiece = async (entry: Answer, partial: PartialPiece, chunks: AsyncGenerator<Uint8Array>): Promise<void> => {
+    const { index, taskId } = entry
+    const { digest, attestation } = partial.proof
+    let header: Uint8Array | undefined = encodeFrame(PieceHeader.encode({
+      index,
+      status: PieceHeader.Status.OK,
+      length: partial.length,
+      digest: digest as Uint8Array<ArrayBuffer>,
+      attestor: attestation?.attestor ?? '',
+      attestation: (attestation?.signature ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>
+    }))
+    let sent = 0
+
+    for await (const chunk of chunks) {
+      await ctx.uploadLimiter?.take(chunk.byteLength, { signal: controller.signal })
+      sent += chunk.byteLength
+      // the header rides with the first bytes, as in sendPiece
+      await sendAll(header == null ? chunk : new Uint8ArrayList(header, chunk), sent === partial.length ? entry : undefined)
+      header = undefined
+    }
+
+    ctx.onUploaded?.(taskId, index, partial.length)
+    ctx.onForwarded?.(taskId, index, partial.length)
   }
 
   /** read one piece from the store and stream it (the caller holds an upload slot) */

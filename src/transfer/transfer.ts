@@ -9,6 +9,7 @@ import {
   PROTOCOL_NAME,
   PROTOCOL_VERSION
 } from './constants.ts'
+import { PartialPieces } from './partial.ts'
 import { handlePieceStream } from './server.ts'
 import { TokenBucket } from './token-bucket.ts'
 import { UploadSlots } from './upload-slots.ts'
@@ -46,6 +47,8 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
   private readonly clientLog: Logger
   private readonly serverLog: Logger
   private readonly slots: UploadSlots
+  /** pieces arriving now, which uploads may send on before they are stored (undefined: cut-through off) */
+  private readonly partials?: PartialPieces
   private readonly uploadLimiter: TokenBucket
   private readonly downloadLimiter: TokenBucket
   private readonly maxInboundStreams: number
@@ -65,12 +68,13 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
     this.serverLog = this.log.newScope('server')
     this.protocol = `${init.protocolPrefix ?? DEFAULT_PROTOCOL_PREFIX}/${PROTOCOL_NAME}/${init.protocolVersion ?? PROTOCOL_VERSION}`
     this.slots = new UploadSlots(init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS)
+    this.partials = init.cutThrough === false ? undefined : new PartialPieces()
     this.uploadLimiter = new TokenBucket({ rateBps: init.uploadRateBps })
     this.downloadLimiter = new TokenBucket({ rateBps: init.downloadRateBps })
     this.maxInboundStreams = init.maxInboundStreams ?? DEFAULT_MAX_INBOUND_STREAMS
     this.maxOutboundStreams = init.maxOutboundStreams ?? DEFAULT_MAX_OUTBOUND_STREAMS
     this.runOnLimitedConnection = init.runOnLimitedConnection ?? false
-    this.counters = { bytesUploaded: 0, bytesDownloaded: 0, piecesUploaded: 0, piecesDownloaded: 0, badPieces: 0, busyAnswers: 0 }
+    this.counters = { bytesUploaded: 0, bytesDownloaded: 0, piecesUploaded: 0, piecesDownloaded: 0, badPieces: 0, busyAnswers: 0, piecesForwarded: 0 }
     this.activeUploads = 0
 
     const metrics = components.metrics
@@ -162,6 +166,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       onPiece: options.onPiece,
       onAnswer: options.onAnswer,
       pool: options.pool,
+      partials: this.partials,
       waitMs: options.waitMs,
       rateLimits,
       maxOutstanding: this.init.maxOutstanding,
@@ -204,6 +209,7 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
       source: this.init.source,
       slots: this.slots,
       uploadLimiter: this.uploadLimiter.unlimited ? undefined : this.uploadLimiter,
+      partials: this.partials,
       slotWaitMs: this.init.uploadSlotWaitMs,
       idleTimeoutMs: this.init.streamIdleTimeoutMs,
       sendStallTimeoutMs: this.init.sendStallTimeoutMs,
@@ -216,6 +222,9 @@ export class PieceTransferService extends TypedEventEmitter<PieceTransferEvents>
         this.metrics?.piecesUploaded.increment()
         this.metrics?.bytesUploaded.increment(bytes)
         this.safeDispatchEvent('transfer:piece-uploaded', { detail: { peer, taskId, index, bytes } })
+      },
+      onForwarded: () => {
+        this.counters.piecesForwarded++
       },
       onBusy: () => {
         this.counters.busyAnswers++

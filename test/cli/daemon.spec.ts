@@ -40,9 +40,9 @@ describe('daemon and CLI', function () {
     expect(s.swarm).to.equal('default')
     expect(s.peers).to.equal(1)
     expect(s.members).to.equal(1)
-    expect(s.transfer).to.deep.equal({ bytesUploaded: 0, bytesDownloaded: 0, piecesUploaded: 0, piecesDownloaded: 0, badPieces: 0, busyAnswers: 0, activeUploads: 0 })
+    expect(s.transfer).to.deep.equal({ bytesUploaded: 0, bytesDownloaded: 0, piecesUploaded: 0, piecesDownloaded: 0, badPieces: 0, busyAnswers: 0, piecesForwarded: 0, activeUploads: 0 })
     const human = await runCli(['status', '--data-dir', b.dataDir])
-    expect(human.stdout).to.match(/^pieces +0 fetched from peers \(0 failed verification\), 0 served; 0 requests answered busy/m)
+    expect(human.stdout).to.match(/^pieces +0 fetched from peers \(0 failed verification\), 0 served \(0 sent on while still arriving\); 0 requests answered busy/m)
     expect(s.dht.provides).to.deep.equal({ waiting: 0, provided: 0, failed: 0 })
     expect(human.stdout).to.match(/^dht +\d+ peers in the routing table; provider records: 0 sent, 0 waiting for the node to be quiet, 0 failed$/m)
     // --control works as well as the socket

@@ -23,7 +23,7 @@ export const statusCommand: CommandModule<object, Args> = {
     print(`uptime       ${formatDuration(s.uptimeMs)}`)
     print(`tracker      ${s.supernode.mode} (${s.supernode.eligible === true ? 'eligible' : 'not eligible'}); tracker for ${s.trackedTasks.length} tasks, ${s.tracker.registrations} registrations, ${s.tracker.redirects} redirects${s.tracker.slowPeersMoved > 0 ? `, ${s.tracker.slowPeersMoved} slow peers moved to a pipeline's end` : ''}`)
     print(`bytes        ${formatBytes(s.bytes.fromPeers)} from peers, ${formatBytes(s.bytes.fromOrigin)} from origins, ${formatBytes(s.bytes.uploaded)} uploaded`)
-    print(`pieces       ${s.transfer.piecesDownloaded} fetched from peers (${s.transfer.badPieces} failed verification), ${s.transfer.piecesUploaded} served; ${s.transfer.busyAnswers} requests answered busy (every upload slot taken)`)
+    print(`pieces       ${s.transfer.piecesDownloaded} fetched from peers (${s.transfer.badPieces} failed verification), ${s.transfer.piecesUploaded} served (${s.transfer.piecesForwarded} sent on while still arriving); ${s.transfer.busyAnswers} requests answered busy (every upload slot taken)`)
     print(`downloads    ${s.downloads.running} running, ${s.downloads.succeeded} done, ${s.downloads.failed} failed`)
     print(`store        ${s.store.tasks} tasks, ${formatBytes(s.store.bytesStored)}${storeGcLine(s.store.gc)}`)
     const provides = s.dht.provides
