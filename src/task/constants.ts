@@ -44,6 +44,13 @@ export const DEFAULT_IDLE_ANNOUNCE_MS = 100
 export const DEFAULT_ANNOUNCE_WAIT_MS = 2_000
 
 /**
+ * A download without the task's metadata lets the tracker hold its announce
+ * this long while another peer gets the metadata from the origin (trackers
+ * cap it at META_STAT_WAIT_MS), instead of statting the origin as well
+ */
+export const DEFAULT_META_ANNOUNCE_WAIT_MS = 2_000
+
+/**
  * While a tracker answers, its grants decide who reads the origin (it
  * re-grants the pieces of a peer that leaves or stops making progress). Only
  * when no piece at all finished for this long does a download take what no

@@ -6,7 +6,7 @@ import { PiecePicker, Blocklist, DEFAULT_PIPELINE_MAX_DEPTH, DeliveryRate, pipel
 import { DigestMismatchError } from '../storage/index.ts'
 import { PieceBufferPool } from '../transfer/index.ts'
 import { Bitfield } from '../utils/bitfield.ts'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_ATTEST_BACKOFF_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS, DEFAULT_UPSTREAM_STALL_MS, DEFAULT_UPSTREAM_TARGET_MS, DEFAULT_UPSTREAM_WAIT_MS, LEGACY_MAX_SOURCE_PEERS, LEGACY_SOURCE_STRIPE_PIECES } from './constants.ts'
+import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_ATTEST_BACKOFF_MS, DEFAULT_BUSY_BACKOFF_MS, DEFAULT_DIGEST_REFRESH_MS, DEFAULT_GRANT_SILENCE_MS, DEFAULT_LEAVE_WAIT_MS, DEFAULT_MAX_PENDING_WRITES, DEFAULT_MAX_PROVIDERS, DEFAULT_META_WAIT_MS, DEFAULT_PROVIDER_LOOKUP_MS, DEFAULT_IDLE_ANNOUNCE_MS, DEFAULT_ANNOUNCE_WAIT_MS, DEFAULT_META_ANNOUNCE_WAIT_MS, DEFAULT_NO_SOURCE_TIMEOUT_MS, DEFAULT_ORIGIN_CONCURRENCY, DEFAULT_ORIGIN_RUN_PIECES, DEFAULT_PARENT_MAX_FAILURES, DEFAULT_PARENT_REST_MS, DEFAULT_PIECES_PER_REQUEST, DEFAULT_POOL_BYTES, DEFAULT_REPORT_DELAY_MS, DEFAULT_STALL_MS, DEFAULT_STREAM_WINDOW, DEFAULT_TRACKER_LOST_MS, DEFAULT_UPSTREAM_STALL_MS, DEFAULT_UPSTREAM_TARGET_MS, DEFAULT_UPSTREAM_WAIT_MS, LEGACY_MAX_SOURCE_PEERS, LEGACY_SOURCE_STRIPE_PIECES } from './constants.ts'
 import { DownloadCancelledError, NoSourceError, TaskChangedError } from './engine-errors.ts'
 import { choosePieceSize, pieceRange } from './piece-size.ts'
 import { metaInfoOf, trackersTimedOut } from './tracker-port.ts'
@@ -507,7 +507,7 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
         wantDigests: this.needDigests(have),
         // no upstream yet, or one we would ask ahead now
         attested: this.upstream == null || (this.parents.get(this.upstream)?.noAttestUntil ?? 0) <= Date.now(),
-        waitMs: this.idle() ? DEFAULT_ANNOUNCE_WAIT_MS : 0
+        waitMs: this.announceWaitMs()
       }, { signal: this.controller.signal })
       if (res.direct !== true) {
         this.trackerHeardAt = sentAt
@@ -540,6 +540,18 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
    * Nothing to fetch and nothing in flight: the tracker may hold our announce
    * until a piece we lack appears
    */
+  /**
+   * How long the tracker may hold our announce: while we lack the metadata,
+   * until the peer it told to stat the origin announces it; while idle, until
+   * a piece we lack appears (long polls)
+   */
+  private announceWaitMs (): number {
+    if (this.meta == null) {
+      return DEFAULT_META_ANNOUNCE_WAIT_MS
+    }
+    return this.idle() ? DEFAULT_ANNOUNCE_WAIT_MS : 0
+  }
+
   private idle (): boolean {
     return this.meta != null && !this.complete() && this.inflight.size === 0 && this.originRuns.size === 0 && this.writes.size === 0 &&
       this.trackerGrants.size === 0 && this.selfGrants.size === 0

@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { electTrackers, trackerRole } from '../election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../pb/tracker.ts'
 import { MAX_PIECE_COUNT } from '../task/piece-size.ts'
-import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_ANNOUNCE_WAIT_MS, MAX_MESSAGE_CHARS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
+import { MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_ANNOUNCE_WAIT_MS, MAX_MESSAGE_CHARS, META_STAT_WAIT_MS, MAX_PARENTS_PER_ANSWER, MAX_PIECES_PER_REPORT } from './constants.ts'
 import { NotATrackerError, UnknownTaskError, toWireCode } from './errors.ts'
 import { validateTaskId } from './state.ts'
 import { holdsMissing } from './waiters.ts'
@@ -313,6 +313,33 @@ async function holdUntilWork (from: string, input: AnnounceInput, attested: bool
 }
 
 /**
+ * The tracker lacks the task's metadata. The first peer to ask is told to
+ * stat the origin and announce it; others that ask meanwhile and may wait
+ * are held until it does (or until META_STAT_WAIT_MS after it was told, when
+ * the next one is told to stat), so one peer, not all, asks the origin.
+ */
+async function holdForMeta (from: string, input: AnnounceInput, waitMs: number, first: AnnounceResult, ctx: RpcContext): Promise<AnnounceResult> {
+  const waiters = ctx.waiters
+  if (waiters == null) {
+    return first
+  }
+  const left = waiters.statPending(input.taskId, ctx.now())
+  if (left > 0 && waitMs > 0 && waiters.canWait()) {
+    await waiters.waitForMeta(input.taskId, Math.min(left, waitMs, MAX_ANNOUNCE_WAIT_MS))
+    const result = ctx.state.announce(from, input, ctx.now())
+    if (result.status === 'ok') {
+      return result
+    }
+  } else if (left > 0) {
+    // it cannot wait: it stats too, and the window stays the first one's
+    return first
+  }
+  // this one stats now; who asks from here on waits for it
+  waiters.statStarted(input.taskId, ctx.now() + META_STAT_WAIT_MS, ctx.now())
+  return first
+}
+
+/**
  * Whether an answer gives its peer (holding `have`) something to do: a source
  * grant, or a parent holding a piece the peer lacks. The state names only
  * such parents, except the upstream, which is listed even while it holds
@@ -370,9 +397,18 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
     zone: body.zone
   }
   let result = ctx.state.announce(from, input, now)
-  if (result.status === 'ok') {
+  if (result.status === 'need-meta') {
+    result = await holdForMeta(from, input, body.waitMs, result, ctx)
+  } else if (input.meta != null) {
+    ctx.waiters?.metaKnown(req.taskId)
+  }
+  // a peer's first announce is answered at once: it sets up its download
+  // (metadata, connections) while it waits for pieces
+  if (result.status === 'ok' && !result.registered) {
     ctx.waiters?.notify(req.taskId, body.have)
     result = await holdUntilWork(from, input, body.attested, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
+  } else if (result.status === 'ok') {
+    ctx.waiters?.notify(req.taskId, body.have)
   }
   if (result.status === 'need-meta') {
     return bareResponse(TrackerResponse.Status.NEED_META, ErrorCode.NONE, 'The tracker knows no metadata for this task - stat the origin and announce again with meta')

@@ -3,12 +3,16 @@
  * polls). A peer with nothing to fetch used to ask again every 100 ms; now it
  * asks once with a wait, and hears within a report's round trip when another
  * peer gets a piece it lacks.
+ *
+ * Also announces of peers that lack a task's metadata while another peer
+ * gets it from the origin: only that one stats the origin, and the others
+ * are answered (and registered) as soon as it announces the metadata.
  */
 import { bitIsSet } from '../utils/bitfield.ts'
 
 interface Waiter {
-  /** the waiting peer's bitfield, as it announced it */
-  have: Uint8Array
+  /** the waiting peer's bitfield, as it announced it; undefined while it waits for the task's metadata */
+  have?: Uint8Array
   wake(): void
 }
 
@@ -24,6 +28,8 @@ export function holdsMissing (have: Uint8Array, other: Uint8Array): boolean {
 
 export class AnnounceWaiters {
   readonly #byTask = new Map<string, Set<Waiter>>()
+  /** tasks whose metadata one peer was told to get from the origin, until when the others wait for it */
+  readonly #statting = new Map<string, number>()
   readonly #max: number
   #count = 0
 
@@ -47,6 +53,52 @@ export class AnnounceWaiters {
    * that `have` lacks, or on `close`
    */
   async wait (taskId: string, have: Uint8Array, ms: number): Promise<void> {
+    await this.#wait(taskId, have, ms)
+  }
+
+  /** Resolve after `ms`, or earlier when `metaKnown(taskId)` comes, or on `close` */
+  async waitForMeta (taskId: string, ms: number): Promise<void> {
+    await this.#wait(taskId, undefined, ms)
+  }
+
+  /**
+   * A peer was told to stat the origin for `taskId`'s metadata and announce
+   * it: until `until` (or `metaKnown`), `statPending` says so
+   */
+  statStarted (taskId: string, until: number, now: number): void {
+    if (this.#statting.size >= this.#max) {
+      for (const [id, end] of this.#statting) {
+        if (end <= now) {
+          this.#statting.delete(id)
+        }
+      }
+    }
+    if (this.#statting.size < this.#max) {
+      this.#statting.set(taskId, until)
+    }
+  }
+
+  /** How much longer (ms) the peer that stats `taskId`'s origin may take; 0 when none does */
+  statPending (taskId: string, now: number): number {
+    const until = this.#statting.get(taskId)
+    if (until == null || until <= now) {
+      this.#statting.delete(taskId)
+      return 0
+    }
+    return until - now
+  }
+
+  /** The tracker has `taskId`'s metadata now: wake who waits for it */
+  metaKnown (taskId: string): void {
+    this.#statting.delete(taskId)
+    for (const w of [...this.#byTask.get(taskId) ?? []]) {
+      if (w.have == null) {
+        w.wake()
+      }
+    }
+  }
+
+  async #wait (taskId: string, have: Uint8Array | undefined, ms: number): Promise<void> {
     await new Promise<void>(resolve => {
       let set = this.#byTask.get(taskId)
       if (set == null) {
@@ -80,9 +132,13 @@ export class AnnounceWaiters {
     }
     const indexes = pieces instanceof Uint8Array ? undefined : [...pieces]
     for (const w of [...set]) {
+      const have = w.have
+      if (have == null) {
+        continue
+      }
       const lacks = indexes == null
-        ? holdsMissing(w.have, pieces as Uint8Array)
-        : indexes.some(i => !bitIsSet(w.have, i))
+        ? holdsMissing(have, pieces as Uint8Array)
+        : indexes.some(i => !bitIsSet(have, i))
       if (lacks) {
         w.wake()
       }
@@ -91,6 +147,7 @@ export class AnnounceWaiters {
 
   /** Answer every held announce now (the tracker stops) */
   close (): void {
+    this.#statting.clear()
     for (const set of [...this.#byTask.values()]) {
       for (const w of [...set]) {
         w.wake()

@@ -6,7 +6,7 @@ import { expect } from 'aegir/chai'
 import { electTrackers } from '../../src/election/index.ts'
 import { ErrorCode, TrackerRequest, TrackerResponse } from '../../src/pb/tracker.ts'
 import { stripeWidth } from '../../src/scheduler/index.ts'
-import { MAX_ANNOUNCE_WAIT_MS, MAX_REQUEST_BYTES } from '../../src/tracker/constants.ts'
+import { MAX_ANNOUNCE_WAIT_MS, MAX_REQUEST_BYTES, META_STAT_WAIT_MS } from '../../src/tracker/constants.ts'
 import { boundedLpStream } from '../../src/tracker/framing.ts'
 import { answerRequest } from '../../src/tracker/rpc.ts'
 import { handleTrackerStream, RequestGate } from '../../src/tracker/server.ts'
@@ -271,6 +271,9 @@ describe('tracker/protocol on in-memory streams', function () {
       t.rpc.eligiblePeers = () => [t.id]
       const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
       await net.client(a).announce(t.peerId, announce({ meta: metaOf(8) }))
+      // registered first: a peer's first announce is never held
+      await net.client(b).announce(t.peerId, announce())
+      await net.client(c).announce(t.peerId, announce())
       const started = Date.now()
       const held = net.client(b).announce(t.peerId, announce({ waitMs: 60_000 }), { timeoutMs: 10_000 })
       await new Promise(resolve => setTimeout(resolve, 100))
@@ -279,6 +282,55 @@ describe('tracker/protocol on in-memory streams', function () {
       expect(Date.now() - second).to.be.below(300, 'the second waiter is answered at once: the cap is one')
       await held
       expect(Date.now() - started).to.be.within(MAX_ANNOUNCE_WAIT_MS - 100, MAX_ANNOUNCE_WAIT_MS + 1500)
+    })
+  })
+
+  describe('metadata: one peer stats the origin', () => {
+    it('tells the first peer to stat, holds the others until it announces the metadata, then registers them', async () => {
+      const t = await soleTracker()
+      const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
+      const [clientA, clientB, clientC] = [a, b, c].map(p => net.client(p))
+      let started = Date.now()
+      expect(await clientA.announce(t.peerId, announce({ waitMs: 2000 }))).to.deep.include({ status: 'need-meta' })
+      expect(Date.now() - started).to.be.below(300, 'the first one is told at once')
+
+      const held = [clientB, clientC].map(async client => client.announce(t.peerId, announce({ waitMs: 2000 })))
+      await new Promise(resolve => setTimeout(resolve, 150))
+      expect(t.rpc.waiters?.size).to.equal(2)
+      // one that cannot wait stats too
+      expect(await net.client(await newPeerId()).announce(t.peerId, announce())).to.deep.include({ status: 'need-meta' })
+
+      started = Date.now()
+      await clientA.announce(t.peerId, announce({ meta: metaOf(8), wantGrant: true }))
+      const answers = await withTimeout(Promise.all(held), 1000, 'the held answers after the metadata')
+      expect(Date.now() - started).to.be.below(500)
+      for (const answer of answers) {
+        expect(answer.status).to.equal('ok')
+        expect(answer.meta).to.deep.include(metaOf(8))
+        expect(answer.upstream).to.not.be.undefined()
+      }
+      expect(t.state.task(T)?.peers).to.equal(3)
+      expect(t.rpc.waiters?.size).to.equal(0)
+      // known now: nobody waits for it
+      started = Date.now()
+      expect((await net.client(await newPeerId()).announce(t.peerId, announce({ waitMs: 2000 }))).meta).to.deep.include(metaOf(8))
+      expect(Date.now() - started).to.be.below(300)
+    })
+
+    it('tells the next peer to stat once the first has not announced the metadata in time', async () => {
+      const t = await soleTracker()
+      const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
+      expect(await net.client(a).announce(t.peerId, announce({ waitMs: 2000 }))).to.deep.include({ status: 'need-meta' })
+      const started = Date.now()
+      // A never comes back: B waits out the window, then is told to stat
+      expect(await net.client(b).announce(t.peerId, announce({ waitMs: 60_000 }), { timeoutMs: 10_000 })).to.deep.include({ status: 'need-meta' })
+      expect(Date.now() - started).to.be.within(META_STAT_WAIT_MS - 300, META_STAT_WAIT_MS + 1500)
+      // and C, asking now, waits for B
+      const heldC = net.client(c).announce(t.peerId, announce({ waitMs: 2000 }))
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(t.rpc.waiters?.size).to.equal(1)
+      await net.client(b).announce(t.peerId, announce({ meta: metaOf(4) }))
+      expect((await withTimeout(heldC, 1000, 'C after B\'s metadata')).meta).to.deep.include(metaOf(4))
     })
   })
 
