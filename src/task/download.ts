@@ -537,10 +537,6 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
   }
 
   /**
-   * Nothing to fetch and nothing in flight: the tracker may hold our announce
-   * until a piece we lack appears
-   */
-  /**
    * How long the tracker may hold our announce: while we lack the metadata,
    * until the peer it told to stat the origin announces it; while idle, until
    * a piece we lack appears (long polls)
@@ -552,6 +548,10 @@ export class Download extends TypedEventEmitter<DownloadEvents> {
     return this.idle() ? DEFAULT_ANNOUNCE_WAIT_MS : 0
   }
 
+  /**
+   * Nothing to fetch and nothing in flight: the tracker may hold our announce
+   * until a piece we lack appears
+   */
   private idle (): boolean {
     return this.meta != null && !this.complete() && this.inflight.size === 0 && this.originRuns.size === 0 && this.writes.size === 0 &&
       this.trackerGrants.size === 0 && this.selfGrants.size === 0

@@ -313,8 +313,8 @@ async function holdUntilWork (from: string, input: AnnounceInput, attested: bool
 }
 
 /**
- * The tracker lacks the task's metadata. The first peer to ask is told to
- * stat the origin and announce it; others that ask meanwhile and may wait
+ * The tracker lacks the task's metadata. The first peer to ask with an
+ * origin URL is told to stat it and announce the metadata; others that ask meanwhile and may wait
  * are held until it does (or until META_STAT_WAIT_MS after it was told, when
  * the next one is told to stat), so one peer, not all, asks the origin.
  */
@@ -334,8 +334,10 @@ async function holdForMeta (from: string, input: AnnounceInput, waitMs: number, 
     // it cannot wait: it stats too, and the window stays the first one's
     return first
   }
-  // this one stats now; who asks from here on waits for it
-  waiters.statStarted(input.taskId, ctx.now() + META_STAT_WAIT_MS, ctx.now())
+  // this one stats now, if it names an origin; who asks from here on waits for it
+  if (input.url != null && input.url !== '') {
+    waiters.statStarted(input.taskId, ctx.now() + META_STAT_WAIT_MS, ctx.now())
+  }
   return first
 }
 

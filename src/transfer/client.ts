@@ -440,8 +440,9 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       log.error('onPiece failed for piece %d of task %s - %e', index, taskId, err)
       return { index, status: 'error', bytes: header.length, error: err }
     } finally {
-      // a no-op once verified
-      partial?.fail(new RemotePieceError(`Piece ${index} of task ${taskId} did not arrive here whole and verified; request it from another peer`))
+      if (partial?.state === 'filling') {
+        partial.fail(new RemotePieceError(`Piece ${index} of task ${taskId} did not arrive here whole and verified; request it from another peer`))
+      }
 
       if (!handedOver) {
         options.pool?.release(piece)

@@ -18,6 +18,7 @@ import type { AnnounceRequest } from '../../src/tracker/client.ts'
 import type { Stream } from '@libp2p/interface'
 
 const T = taskIdOf('protocol')
+const ORIGIN_URL = 'http://origin.test/file.bin'
 
 function announce (extra: Partial<AnnounceRequest> = {}): AnnounceRequest {
   return { taskId: T, uploadSlots: 4, freeUploadSlots: 4, ...extra }
@@ -291,14 +292,16 @@ describe('tracker/protocol on in-memory streams', function () {
       const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
       const [clientA, clientB, clientC] = [a, b, c].map(p => net.client(p))
       let started = Date.now()
-      expect(await clientA.announce(t.peerId, announce({ waitMs: 2000 }))).to.deep.include({ status: 'need-meta' })
-      expect(Date.now() - started).to.be.below(300, 'the first one is told at once')
+      // one without an origin ORIGIN_URL cannot stat: nobody waits for it
+      expect(await net.client(await newPeerId()).announce(t.peerId, announce({ waitMs: 2000 }))).to.deep.include({ status: 'need-meta' })
+      expect(await clientA.announce(t.peerId, announce({ waitMs: 2000, url: ORIGIN_URL }))).to.deep.include({ status: 'need-meta' })
+      expect(Date.now() - started).to.be.below(300, 'both are told at once')
 
-      const held = [clientB, clientC].map(async client => client.announce(t.peerId, announce({ waitMs: 2000 })))
+      const held = [clientB, clientC].map(async client => client.announce(t.peerId, announce({ waitMs: 2000, url: ORIGIN_URL })))
       await new Promise(resolve => setTimeout(resolve, 150))
       expect(t.rpc.waiters?.size).to.equal(2)
       // one that cannot wait stats too
-      expect(await net.client(await newPeerId()).announce(t.peerId, announce())).to.deep.include({ status: 'need-meta' })
+      expect(await net.client(await newPeerId()).announce(t.peerId, announce({ url: ORIGIN_URL }))).to.deep.include({ status: 'need-meta' })
 
       started = Date.now()
       await clientA.announce(t.peerId, announce({ meta: metaOf(8), wantGrant: true }))
@@ -320,13 +323,13 @@ describe('tracker/protocol on in-memory streams', function () {
     it('tells the next peer to stat once the first has not announced the metadata in time', async () => {
       const t = await soleTracker()
       const [a, b, c] = await Promise.all([newPeerId(), newPeerId(), newPeerId()])
-      expect(await net.client(a).announce(t.peerId, announce({ waitMs: 2000 }))).to.deep.include({ status: 'need-meta' })
+      expect(await net.client(a).announce(t.peerId, announce({ waitMs: 2000, url: ORIGIN_URL }))).to.deep.include({ status: 'need-meta' })
       const started = Date.now()
       // A never comes back: B waits out the window, then is told to stat
-      expect(await net.client(b).announce(t.peerId, announce({ waitMs: 60_000 }), { timeoutMs: 10_000 })).to.deep.include({ status: 'need-meta' })
+      expect(await net.client(b).announce(t.peerId, announce({ waitMs: 60_000, url: ORIGIN_URL }), { timeoutMs: 10_000 })).to.deep.include({ status: 'need-meta' })
       expect(Date.now() - started).to.be.within(META_STAT_WAIT_MS - 300, META_STAT_WAIT_MS + 1500)
       // and C, asking now, waits for B
-      const heldC = net.client(c).announce(t.peerId, announce({ waitMs: 2000 }))
+      const heldC = net.client(c).announce(t.peerId, announce({ waitMs: 2000, url: ORIGIN_URL }))
       await new Promise(resolve => setTimeout(resolve, 100))
       expect(t.rpc.waiters?.size).to.equal(1)
       await net.client(b).announce(t.peerId, announce({ meta: metaOf(4) }))
