@@ -404,13 +404,13 @@ async function announce (from: string, req: TrackerRequest, now: number, view: E
   } else if (input.meta != null) {
     ctx.waiters?.metaKnown(req.taskId)
   }
-  // a peer's first announce is answered at once: it sets up its download
-  // (metadata, connections) while it waits for pieces
-  if (result.status === 'ok' && !result.registered) {
+  if (result.status === 'ok') {
     ctx.waiters?.notify(req.taskId, body.have)
-    result = await holdUntilWork(from, input, body.attested, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
-  } else if (result.status === 'ok') {
-    ctx.waiters?.notify(req.taskId, body.have)
+    // a peer's first announce is answered at once: it sets up its download
+    // (metadata, connections) while it waits for pieces
+    if (!result.registered) {
+      result = await holdUntilWork(from, input, body.attested, result, now + Math.min(body.waitMs, MAX_ANNOUNCE_WAIT_MS), ctx)
+    }
   }
   if (result.status === 'need-meta') {
     return bareResponse(TrackerResponse.Status.NEED_META, ErrorCode.NONE, 'The tracker knows no metadata for this task - stat the origin and announce again with meta')

@@ -408,11 +408,11 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
       return refuse(index, header, refused)
     }
 
-    return receiveBytes(index, header, want, want === expected.digest ? 'manifest' : `attestation by ${relay?.attestor ?? 'its source'}`, relay)
+    return receiveBytes(index, header, want, want === expected.digest, relay)
   }
 
-  /** an OK answer's bytes, to be checked against `want` (from `wantFrom`), then handed to onPiece */
-  const receiveBytes = async (index: number, header: PieceHeader, want: Uint8Array, wantFrom: string, relay?: PieceAttestation): Promise<FetchResult> => {
+  /** an OK answer's bytes, to be checked against `want` (the manifest's, or else the one `relay` signs), then handed to onPiece */
+  const receiveBytes = async (index: number, header: PieceHeader, want: Uint8Array, fromManifest: boolean, relay?: PieceAttestation): Promise<FetchResult> => {
     // one buffer per piece (reused from the pool when given); chunks are
     // copied straight in and hashed on the way
     const piece = options.pool?.acquire(header.length) ?? allocUnsafe(header.length)
@@ -426,7 +426,7 @@ export async function requestPieces (stream: Stream, taskId: string, indexes: nu
 
       if (!timingSafeEqual(digest, want)) {
         options.onBadPiece?.(index, 'bad-digest')
-        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the ${wantFrom}; the piece was dropped, block or report the peer`) }
+        return { index, status: 'bad-digest', error: new BadPieceError(`Piece ${index} of task ${taskId} does not match its sha256 from the ${fromManifest ? 'manifest' : `attestation by ${relay?.attestor ?? 'its source'}`}; the piece was dropped, block or report the peer`) }
       }
 
       partial?.verified()

@@ -23,6 +23,7 @@ import {
 import { waitForDrain } from './drain.ts'
 import { encodeFrame } from './framing.ts'
 import { StreamReader } from './stream-reader.ts'
+import type { PieceAttestation } from './attestation.ts'
 import type { PieceSource } from './index.ts'
 import type { PartialPiece, PartialPieces } from './partial.ts'
 import type { TokenBucket } from './token-bucket.ts'
@@ -322,15 +323,7 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
    */
   const forwardPiece = async (entry: Answer, partial: PartialPiece, chunks: AsyncGenerator<Uint8Array>): Promise<void> => {
     const { index, taskId } = entry
-    const { digest, attestation } = partial.proof
-    let header: Uint8Array | undefined = encodeFrame(PieceHeader.encode({
-      index,
-      status: PieceHeader.Status.OK,
-      length: partial.length,
-      digest: digest as Uint8Array<ArrayBuffer>,
-      attestor: attestation?.attestor ?? '',
-      attestation: (attestation?.signature ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>
-    }))
+    let header: Uint8Array | undefined = okHeader(index, partial.length, partial.proof.digest, partial.proof.attestation)
     let sent = 0
 
     for await (const chunk of chunks) {
@@ -365,11 +358,8 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
       return
     }
 
-    // informational for the receiver, which verifies against its manifest;
-    // protons only reads the bytes, so the ArrayBuffer-vs-shared typing is moot
-    const digest = (ctx.source.digest(taskId, index) ?? createHash('sha256').update(bytes).digest()) as Uint8Array<ArrayBuffer>
-    const attested = ctx.source.attestation?.(taskId, index, digest)
-    const header = encodeFrame(PieceHeader.encode({ index, status: PieceHeader.Status.OK, length, digest, attestor: attested?.attestor ?? '', attestation: (attested?.signature ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer> }))
+    const digest = ctx.source.digest(taskId, index) ?? createHash('sha256').update(bytes).digest()
+    const header = okHeader(index, length, digest, ctx.source.attestation?.(taskId, index, digest))
 
     if (length === 0) {
       await sendAll(header, entry)
@@ -443,6 +433,23 @@ export async function handlePieceStream (stream: Stream, peer: PeerId | string, 
   } else {
     log.trace('piece stream from %s done', peer)
   }
+}
+
+/**
+ * The framed header of an OK answer: the digest is informational for the
+ * receiver, which verifies against its manifest (or the attestation's
+ * signer). protons only reads the bytes, so the ArrayBuffer-vs-shared typing
+ * is moot.
+ */
+function okHeader (index: number, length: number, digest: Uint8Array, attested?: PieceAttestation): Uint8Array {
+  return encodeFrame(PieceHeader.encode({
+    index,
+    status: PieceHeader.Status.OK,
+    length,
+    digest: digest as Uint8Array<ArrayBuffer>,
+    attestor: attested?.attestor ?? '',
+    attestation: (attested?.signature ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>
+  }))
 }
 
 function decodeRequest (frame: Uint8ArrayList): PieceRequest {
